@@ -1,0 +1,336 @@
+//! Token verification: JWS compact form, key selection, signature, then
+//! the registered claims ([RFC 7519](https://www.rfc-editor.org/rfc/rfc7519),
+//! [RFC 8725](https://www.rfc-editor.org/rfc/rfc8725)).
+//!
+//! Signature first, claims after: nothing in the payload is trusted before the
+//! signature holds. The payload is decoded once; the registered claims are
+//! read borrowed, the typed claims deserialized from the same bytes.
+
+use std::borrow::Cow;
+
+use base64::Engine;
+use jsonwebtoken::Algorithm;
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::Deserialize;
+
+use crate::claims::{Authenticated, RawRegistered};
+use crate::error::{AuthError, ErrorKind};
+use crate::keys::{Keys, MAX_KID_LEN};
+use crate::util::sha256_hex;
+
+/// A registered claim that can be made required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RegisteredClaim {
+    /// `sub`
+    Sub,
+    /// `jti`
+    Jti,
+    /// `sid`
+    Sid,
+    /// `iat`
+    Iat,
+    /// `exp`
+    Exp,
+    /// `nbf`
+    Nbf,
+    /// `iss`
+    Iss,
+    /// `aud`
+    Aud,
+}
+
+impl RegisteredClaim {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Sub => "sub",
+            Self::Jti => "jti",
+            Self::Sid => "sid",
+            Self::Iat => "iat",
+            Self::Exp => "exp",
+            Self::Nbf => "nbf",
+            Self::Iss => "iss",
+            Self::Aud => "aud",
+        }
+    }
+}
+
+/// What a verified token must satisfy besides its signature.
+#[derive(Debug, Clone)]
+pub(crate) struct Rules {
+    pub(crate) leeway: u64,
+    pub(crate) issuers: Vec<String>,
+    pub(crate) audiences: Vec<String>,
+    pub(crate) required: Vec<RegisteredClaim>,
+    pub(crate) typ: Option<String>,
+    pub(crate) max_token_len: usize,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Self {
+            leeway: 30,
+            issuers: Vec::new(),
+            audiences: Vec::new(),
+            required: vec![RegisteredClaim::Exp],
+            typ: None,
+            max_token_len: crate::source::DEFAULT_MAX_TOKEN_LEN,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct JoseHeader<'a> {
+    alg: Cow<'a, str>,
+    #[serde(borrow, default)]
+    kid: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    typ: Option<Cow<'a, str>>,
+    #[serde(default)]
+    crit: Option<IgnoredAny>,
+    // jku, x5u, jwk and x5c are ignored on purpose: keys come from the
+    // configuration only, never from the token (RFC 8725 §3.10).
+}
+
+fn malformed(description: &'static str) -> AuthError {
+    AuthError::new(ErrorKind::Malformed, description)
+}
+
+/// Largest decoded header we look at.
+const MAX_HEADER_LEN: usize = 2048;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// The three parts of a JWS compact token, checked for shape only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenParts<'a> {
+    /// base64url header.
+    pub header: &'a str,
+    /// base64url payload.
+    pub payload: &'a str,
+    /// base64url signature.
+    pub signature: &'a str,
+}
+
+/// Split a token into its parts and check their shape before any decoding:
+/// exactly three non-empty base64url parts (no padding), within `max_len`.
+///
+/// # Errors
+///
+/// [`ErrorKind::TokenTooLarge`] or [`ErrorKind::Malformed`].
+pub fn precheck(token: &str, max_len: usize) -> Result<TokenParts<'_>, AuthError> {
+    if token.len() > max_len {
+        return Err(AuthError::new(ErrorKind::TokenTooLarge, "token too large"));
+    }
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(malformed("token is not a JWS compact serialization"));
+    };
+    let b64url = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if !b64url(header) || !b64url(payload) || !b64url(signature) {
+        return Err(malformed("token parts are not base64url"));
+    }
+    if header.len() > MAX_HEADER_LEN * 4 / 3 + 4 {
+        return Err(malformed("token header too large"));
+    }
+    Ok(TokenParts {
+        header,
+        payload,
+        signature,
+    })
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Whether a header `typ` matches the wanted one (RFC 8725 §3.11):
+/// case-insensitive, with or without the `application/` prefix.
+fn typ_matches(got: &str, want: &str) -> bool {
+    let strip = |s: &str| -> String {
+        let lower = s.to_ascii_lowercase();
+        lower
+            .strip_prefix("application/")
+            .map(str::to_owned)
+            .unwrap_or(lower)
+    };
+    strip(got) == strip(want)
+}
+
+/// Verify `token` and deserialize its claims.
+pub(crate) fn verify<C: DeserializeOwned>(
+    token: &str,
+    keys: &Keys,
+    rules: &Rules,
+    need_token_id: bool,
+) -> Result<Authenticated<C>, AuthError> {
+    let parts = precheck(token, rules.max_token_len)?;
+
+    let header_bytes = B64
+        .decode(parts.header)
+        .map_err(|_| malformed("token header is not base64url"))?;
+    let header: JoseHeader<'_> = serde_json::from_slice(&header_bytes)
+        .map_err(|_| malformed("token header is not a JSON object with an alg"))?;
+    if header.crit.is_some() {
+        return Err(AuthError::new(
+            ErrorKind::UnsupportedCritical,
+            "token header has critical extensions",
+        ));
+    }
+    let alg: Algorithm = header.alg.parse().map_err(|_| {
+        AuthError::new(ErrorKind::AlgorithmNotAllowed, "token algorithm not allowed")
+    })?;
+    if let Some(want) = &rules.typ {
+        match &header.typ {
+            Some(got) if typ_matches(got, want) => {}
+            _ => return Err(AuthError::new(ErrorKind::WrongType, "token type not accepted")),
+        }
+    }
+    let kid = header.kid.as_deref();
+    if kid.is_some_and(|k| k.len() > MAX_KID_LEN) {
+        return Err(AuthError::new(ErrorKind::UnknownKey, "unknown key id"));
+    }
+
+    let message_len = parts.header.len() + 1 + parts.payload.len();
+    let message = &token.as_bytes()[..message_len];
+    let mut tried = false;
+    let mut verified = false;
+    for key in keys.candidates(kid, alg) {
+        tried = true;
+        // A verifier error (e.g. a signature of the wrong size) is a bad signature.
+        if jsonwebtoken::crypto::verify(parts.signature, message, &key.key, alg).unwrap_or(false) {
+            verified = true;
+            break;
+        }
+    }
+    if !tried {
+        return Err(match kid {
+            Some(k) if !keys.knows_kid(k) => AuthError::new(ErrorKind::UnknownKey, "unknown key id"),
+            _ => AuthError::new(ErrorKind::AlgorithmNotAllowed, "token algorithm not allowed"),
+        });
+    }
+    if !verified {
+        return Err(AuthError::new(ErrorKind::BadSignature, "invalid signature"));
+    }
+
+    let payload = B64
+        .decode(parts.payload)
+        .map_err(|_| malformed("token payload is not base64url"))?;
+    let registered: RawRegistered<'_> = serde_json::from_slice(&payload)
+        .map_err(|_| malformed("token payload is not a JSON object of valid claims"))?;
+    check_claims(&registered, rules, now_secs())?;
+    let claims: C = serde_json::from_slice(&payload).map_err(|e| {
+        tracing::debug!(error = %e, "token claims do not match the claims type");
+        AuthError::new(ErrorKind::InvalidClaims, "token claims invalid")
+    })?;
+    let registered = registered.into_owned();
+    let token_id = match &registered.jti {
+        Some(jti) => jti.clone(),
+        None if need_token_id => sha256_hex(token.as_bytes()),
+        None => String::new(),
+    };
+    Ok(Authenticated {
+        claims,
+        registered,
+        token_id,
+    })
+}
+
+fn check_claims(reg: &RawRegistered<'_>, rules: &Rules, now: u64) -> Result<(), AuthError> {
+    for claim in &rules.required {
+        let present = match claim {
+            RegisteredClaim::Sub => reg.sub.is_some(),
+            RegisteredClaim::Jti => reg.jti.is_some(),
+            RegisteredClaim::Sid => reg.sid.is_some(),
+            RegisteredClaim::Iat => reg.iat.is_some(),
+            RegisteredClaim::Exp => reg.exp.is_some(),
+            RegisteredClaim::Nbf => reg.nbf.is_some(),
+            RegisteredClaim::Iss => reg.iss.is_some(),
+            RegisteredClaim::Aud => reg.aud.is_some(),
+        };
+        if !present {
+            return Err(AuthError::new(
+                ErrorKind::MissingClaim,
+                format!("token has no {} claim", claim.name()),
+            ));
+        }
+    }
+    if let Some(exp) = reg.exp {
+        if now >= exp.saturating_add(rules.leeway) {
+            return Err(AuthError::new(ErrorKind::Expired, "token expired"));
+        }
+    }
+    if let Some(nbf) = reg.nbf {
+        if now.saturating_add(rules.leeway) < nbf {
+            return Err(AuthError::new(ErrorKind::NotYetValid, "token not yet valid"));
+        }
+    }
+    // Configuring an issuer or audience makes the claim required: a token that
+    // omits it must not pass (unlike jsonwebtoken's Validation, upstream #493).
+    if !rules.issuers.is_empty() {
+        match &reg.iss {
+            Some(iss) if rules.issuers.iter().any(|i| i == iss) => {}
+            _ => return Err(AuthError::new(ErrorKind::WrongIssuer, "token issuer not accepted")),
+        }
+    }
+    if !rules.audiences.is_empty() {
+        match &reg.aud {
+            Some(aud) if aud.contains_any(&rules.audiences) => {}
+            _ => {
+                return Err(AuthError::new(
+                    ErrorKind::WrongAudience,
+                    "token audience not accepted",
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn precheck_wants_three_base64url_parts() {
+        assert!(precheck("a.b.c", 100).is_ok());
+        for bad in ["a.b", "a.b.c.d", "a..c", ".b.c", "a.b.", "a.b=.c", "a.b+.c", "a b.c.d", ""] {
+            assert_eq!(
+                precheck(bad, 100).unwrap_err().kind(),
+                ErrorKind::Malformed,
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            precheck("a.b.c", 4).unwrap_err().kind(),
+            ErrorKind::TokenTooLarge
+        );
+    }
+
+    #[test]
+    fn typ_comparison_follows_rfc_8725() {
+        assert!(typ_matches("at+jwt", "at+jwt"));
+        assert!(typ_matches("application/AT+JWT", "at+jwt"));
+        assert!(!typ_matches("JWT", "at+jwt"));
+    }
+
+    proptest! {
+        #[test]
+        fn precheck_never_panics_and_accepts_only_three_parts(token in "[A-Za-z0-9._=+/ -]{0,80}") {
+            if let Ok(parts) = precheck(&token, 64) {
+                prop_assert_eq!(token.matches('.').count(), 2);
+                prop_assert!(!parts.header.is_empty() && !parts.payload.is_empty() && !parts.signature.is_empty());
+            }
+        }
+    }
+}
