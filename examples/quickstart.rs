@@ -1,0 +1,372 @@
+//! The quickstart server: login, sessions, logout, refresh, kick and ban over
+//! HTTP, with tokens checked by `tower-jwt-auth`.
+//!
+//! ```text
+//! cargo run --example quickstart
+//! ```
+//!
+//! Environment:
+//!
+//! | variable | default | meaning |
+//! | --- | --- | --- |
+//! | `QUICKSTART_ADDR` | `127.0.0.1:3000` | listen address |
+//! | `JWT_SECRET` | a demo secret (warned about) | HS256 secret, at least 32 bytes |
+//! | `REDIS_URL` | unset: `MemoryStore` | `redis://` or `rediss://` URL: `RedisStore` |
+//! | `STATELESS` | `0` | `1`: no store at all, pure JWT validation |
+//! | `ACCESS_TTL_SECS` | `900` | access token lifetime |
+//! | `MAX_DEVICES` | `3` | live sessions per user (oldest evicted) |
+//! | `IDLE_TIMEOUT_SECS` | `1800` | session idle timeout |
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tower_jwt_auth::{
+    Authenticated, Claims, JwtAuth, Keys, MemoryStore, RevocationStore, SessionError,
+};
+
+const ISSUER: &str = "tower-jwt-auth-quickstart";
+const AUDIENCE: &str = "quickstart";
+const DEMO_SECRET: &str = "quickstart-demo-secret-change-me-0123456789";
+
+/// The claims of a quickstart token (besides the registered ones).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DemoClaims {
+    sub: String,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+#[derive(Clone)]
+struct App {
+    auth: JwtAuth<DemoClaims>,
+    stateful: bool,
+}
+
+/// The demo users: name, password, roles.
+const USERS: &[(&str, &str, &[&str])] = &[
+    ("alice", "alice-pw", &["user"]),
+    ("admin", "admin-pw", &["admin"]),
+];
+
+fn roles_of(user: &str) -> Vec<String> {
+    USERS
+        .iter()
+        .find(|(name, _, _)| *name == user)
+        .map(|(_, _, roles)| roles.iter().map(|r| r.to_string()).collect())
+        .unwrap_or_default()
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) => v.parse().unwrap_or_else(|_| {
+            eprintln!("{name}={v:?} is not a number; using {default}");
+            default
+        }),
+        Err(_) => default,
+    }
+}
+
+fn env_flag(name: &str) -> bool {
+    matches!(
+        std::env::var(name).as_deref(),
+        Ok("1") | Ok("true") | Ok("yes")
+    )
+}
+
+fn error(status: StatusCode, error: &str, description: &str) -> Response {
+    (
+        status,
+        Json(json!({ "error": error, "error_description": description })),
+    )
+        .into_response()
+}
+
+fn session_error(err: SessionError) -> Response {
+    match err {
+        SessionError::Banned { .. } => error(StatusCode::FORBIDDEN, "banned", "account is banned"),
+        SessionError::LimitReached => error(
+            StatusCode::CONFLICT,
+            "session_limit",
+            "too many active sessions",
+        ),
+        SessionError::RefreshReused => error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_grant",
+            "refresh token reused: session ended",
+        ),
+        SessionError::SessionEnded(end) => error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_grant",
+            &format!("session ended: {}", end.code()),
+        ),
+        SessionError::InvalidRefreshToken | SessionError::InvalidOneTimeToken => error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_grant",
+            "invalid refresh token",
+        ),
+        SessionError::NotConfigured(what) => error(
+            StatusCode::NOT_IMPLEMENTED,
+            "not_available",
+            &format!("not available in this mode ({what})"),
+        ),
+        SessionError::Store(e) => {
+            tracing::warn!(error = %e, "store failed");
+            let mut res = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "try again shortly",
+            );
+            res.headers_mut()
+                .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+            res
+        }
+        other => {
+            tracing::error!(error = %other, "session operation failed");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "internal error",
+            )
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct LoginRequest {
+    username: String,
+    password: String,
+    #[serde(default)]
+    device: Option<String>,
+}
+
+async fn login(State(app): State<App>, Json(req): Json<LoginRequest>) -> Response {
+    let known = USERS
+        .iter()
+        .any(|(name, pw, _)| *name == req.username && *pw == req.password);
+    if !known {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "unknown user or wrong password",
+        );
+    }
+    let claims = json!({ "roles": roles_of(&req.username) });
+    let sessions = app.auth.sessions();
+    if !app.stateful {
+        return match sessions.issue(&req.username, &claims) {
+            Ok(token) => Json(json!({
+                "access_token": token.token,
+                "token_type": "Bearer",
+                "expires_in": token.expires_in,
+            }))
+            .into_response(),
+            Err(e) => session_error(e),
+        };
+    }
+    let device = req.device.as_deref().unwrap_or("web");
+    match sessions.login(&req.username, device, &claims).await {
+        Ok(login) => Json(json!({
+            "access_token": login.access_token,
+            "token_type": "Bearer",
+            "expires_in": login.expires_in,
+            "refresh_token": login.refresh_token,
+            "session_id": login.session_id,
+        }))
+        .into_response(),
+        Err(e) => session_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+async fn refresh(State(app): State<App>, Json(req): Json<RefreshRequest>) -> Response {
+    let sessions = app.auth.sessions();
+    let refreshed = match sessions.refresh(&req.refresh_token).await {
+        Ok(r) => r,
+        Err(e) => return session_error(e),
+    };
+    // Roles are looked up afresh: a refresh picks up role changes.
+    let claims = json!({ "roles": roles_of(&refreshed.subject) });
+    match sessions.issue_with_session(&refreshed.subject, Some(&refreshed.session_id), &claims) {
+        Ok(access) => Json(json!({
+            "access_token": access.token,
+            "token_type": "Bearer",
+            "expires_in": access.expires_in,
+            "refresh_token": refreshed.refresh_token,
+            "session_id": refreshed.session_id,
+        }))
+        .into_response(),
+        Err(e) => session_error(e),
+    }
+}
+
+async fn me(auth: Authenticated<DemoClaims>) -> Json<serde_json::Value> {
+    Json(json!({
+        "sub": auth.claims.sub,
+        "roles": auth.claims.roles,
+        "sid": auth.registered.sid,
+        "jti": auth.registered.jti,
+        "exp": auth.registered.exp,
+    }))
+}
+
+async fn logout(State(app): State<App>, auth: Authenticated<DemoClaims>) -> Response {
+    match app.auth.sessions().logout(&auth).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => session_error(e),
+    }
+}
+
+async fn logout_all(State(app): State<App>, Claims(claims): Claims<DemoClaims>) -> Response {
+    match app.auth.sessions().logout_all(&claims.sub).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => session_error(e),
+    }
+}
+
+async fn sessions(State(app): State<App>, Claims(claims): Claims<DemoClaims>) -> Response {
+    match app.auth.sessions().list(&claims.sub).await {
+        Ok(list) => Json(list).into_response(),
+        Err(e) => session_error(e),
+    }
+}
+
+async fn kick(State(app): State<App>, Path(sub): Path<String>) -> Response {
+    match app.auth.sessions().kick_all(&sub).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => session_error(e),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct BanRequest {
+    #[serde(default)]
+    seconds: Option<u64>,
+}
+
+async fn ban(
+    State(app): State<App>,
+    Path(sub): Path<String>,
+    body: Option<Json<BanRequest>>,
+) -> Response {
+    let seconds = body.map(|Json(b)| b).unwrap_or_default().seconds;
+    let duration = seconds.filter(|s| *s > 0).map(Duration::from_secs);
+    match app.auth.sessions().ban(&sub, duration).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => session_error(e),
+    }
+}
+
+async fn unban(State(app): State<App>, Path(sub): Path<String>) -> Response {
+    match app.auth.sessions().unban(&sub).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => session_error(e),
+    }
+}
+
+async fn store_from_env() -> Result<Option<Arc<dyn RevocationStore>>, Box<dyn std::error::Error>> {
+    if env_flag("STATELESS") {
+        return Ok(None);
+    }
+    #[cfg(feature = "redis")]
+    if let Ok(url) = std::env::var("REDIS_URL") {
+        let store = tower_jwt_auth::RedisStore::connect(&url).await?;
+        store.log_startup_findings().await;
+        return Ok(Some(Arc::new(store)));
+    }
+    #[cfg(not(feature = "redis"))]
+    if std::env::var("REDIS_URL").is_ok() {
+        return Err("REDIS_URL is set but the `redis` feature is off".into());
+    }
+    Ok(Some(Arc::new(MemoryStore::new())))
+}
+
+fn app(auth: JwtAuth<DemoClaims>, stateful: bool) -> Router {
+    let state = App {
+        auth: auth.clone(),
+        stateful,
+    };
+    let admin = Router::new()
+        .route("/admin/users/{sub}/kick", post(kick))
+        .route("/admin/users/{sub}/ban", put(ban).delete(unban))
+        .route_layer(auth.require("admin role", |a: &Authenticated<DemoClaims>| {
+            a.claims.roles.iter().any(|r| r == "admin")
+        }));
+    let protected = Router::new()
+        .route("/me", get(me))
+        .route("/logout", post(logout))
+        .route("/logout-all", post(logout_all))
+        .route("/sessions", get(sessions))
+        .merge(admin)
+        .layer(auth);
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/login", post(login))
+        .route("/refresh", post(refresh))
+        .merge(protected)
+        .with_state(state)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,tower_jwt_auth=warn".into()),
+        )
+        .init();
+
+    let addr: SocketAddr = std::env::var("QUICKSTART_ADDR")
+        .unwrap_or_else(|_| "127.0.0.1:3000".into())
+        .parse()?;
+    let secret = std::env::var("JWT_SECRET").unwrap_or_else(|_| {
+        eprintln!("warning: JWT_SECRET is not set; using the public demo secret. Never do this in production.");
+        DEMO_SECRET.into()
+    });
+    let store = store_from_env().await?;
+    let stateful = store.is_some();
+    let mode = if !stateful {
+        "stateless (no store)"
+    } else if std::env::var("REDIS_URL").is_ok() {
+        "RedisStore"
+    } else {
+        "MemoryStore"
+    };
+
+    let mut auth = JwtAuth::<DemoClaims>::new(Keys::hs256(secret.as_bytes())?)
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .access_token_ttl(Duration::from_secs(env_u64("ACCESS_TTL_SECS", 900)))
+        .max_sessions(env_u64("MAX_DEVICES", 3) as u32)
+        .idle_timeout(Duration::from_secs(env_u64("IDLE_TIMEOUT_SECS", 1800)));
+    if let Some(store) = store {
+        auth = auth.store_arc(store);
+    }
+
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    println!("tower-jwt-auth quickstart listening on http://{addr} ({mode})");
+    println!("try:");
+    println!("  curl -s -X POST http://{addr}/login -H 'content-type: application/json' -d '{{\"username\":\"alice\",\"password\":\"alice-pw\",\"device\":\"web\"}}'");
+    println!("  TOKEN=...   # the access_token from above");
+    println!("  curl -s http://{addr}/me -H \"authorization: Bearer $TOKEN\"");
+    println!("  curl -s -X POST http://{addr}/logout -H \"authorization: Bearer $TOKEN\" -o /dev/null -w '%{{http_code}}\\n'");
+    println!("  curl -s -i http://{addr}/me -H \"authorization: Bearer $TOKEN\"   # now 401 invalid_token");
+    axum::serve(listener, app(auth, stateful))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}

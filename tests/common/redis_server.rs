@@ -1,0 +1,224 @@
+//! A real `redis-server` per test: a free port, a fresh directory, killed on drop.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use redis::{FromRedisValue, IntoConnectionInfo};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A `redis-server` child process bound to 127.0.0.1 on a free port.
+///
+/// Panics (never skips) when `redis-server` is not installed.
+pub struct RedisServer {
+    port: u16,
+    dir: PathBuf,
+    aof: bool,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// A server without persistence (`--save "" --appendonly no`).
+    pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// A server with the append-only file on (`appendfsync always`), so data
+    /// survives [`kill`](Self::kill) + [`restart`](Self::restart).
+    pub fn start_with_aof() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(aof: bool) -> Self {
+        let dir = new_dir();
+        let mut last_error = String::new();
+        // The free port can be taken between probing and binding: try a few.
+        for _ in 0..5 {
+            let port = free_port();
+            match spawn(port, &dir, aof) {
+                Ok(child) => {
+                    return Self {
+                        port,
+                        dir,
+                        aof,
+                        child: Some(child),
+                    }
+                }
+                Err(err) => last_error = err,
+            }
+        }
+        panic!("could not start redis-server: {last_error}");
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's working directory (AOF/RDB files, `redis.log`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// SIGKILL the server (no shutdown, no final save) and reap it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kill (if running) and start again on the same port and directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match spawn(self.port, &self.dir, self.aof) {
+                Ok(child) => {
+                    self.child = Some(child);
+                    return;
+                }
+                Err(err) if Instant::now() > deadline => {
+                    panic!("could not restart redis-server: {err}")
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    /// `CLIENT PAUSE <ms> ALL`: every client's commands wait that long.
+    pub fn pause(&self, ms: u64) {
+        let _: () = self.cmd(&["CLIENT", "PAUSE", &ms.to_string(), "ALL"]);
+    }
+
+    /// `INFO commandstats` as command name (`evalsha`, `script|load`, ...) -> calls.
+    pub fn commandstats(&self) -> BTreeMap<String, u64> {
+        let info: String = self.cmd(&["INFO", "commandstats"]);
+        parse_commandstats(&info)
+    }
+
+    /// A fresh synchronous connection that sends nothing on connect
+    /// (no `CLIENT SETINFO`), so it does not disturb `commandstats`.
+    pub fn connection(&self) -> redis::Connection {
+        let info = self.url().into_connection_info().expect("valid url");
+        let settings = info.redis_settings().clone().set_skip_set_lib_name();
+        let info = info.set_redis_settings(settings);
+        redis::Client::open(info)
+            .expect("client")
+            .get_connection_with_timeout(Duration::from_secs(2))
+            .expect("connect to redis-server")
+    }
+
+    /// Run one command on a fresh connection.
+    pub fn cmd<T: FromRedisValue>(&self, args: &[&str]) -> T {
+        let mut cmd = redis::cmd(args[0]);
+        for arg in &args[1..] {
+            cmd.arg(*arg);
+        }
+        cmd.query(&mut self.connection())
+            .unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `cmdstat_<name>:calls=N,...` lines -> name -> N.
+pub fn parse_commandstats(info: &str) -> BTreeMap<String, u64> {
+    info.lines()
+        .filter_map(|line| line.trim().strip_prefix("cmdstat_"))
+        .filter_map(|line| {
+            let (name, rest) = line.split_once(':')?;
+            let calls = rest
+                .split(',')
+                .find_map(|field| field.strip_prefix("calls="))?
+                .parse()
+                .ok()?;
+            Some((name.to_owned(), calls))
+        })
+        .collect()
+}
+
+fn new_dir() -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "tower-jwt-auth-redis-{}-{n}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a temp dir for redis-server");
+    dir
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a free port")
+        .port()
+}
+
+/// Start `redis-server` and wait until it answers `PING`.
+fn spawn(port: u16, dir: &Path, aof: bool) -> Result<Child, String> {
+    let mut cmd = Command::new("redis-server");
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+        .args(["--appendonly", if aof { "yes" } else { "no" }])
+        .args(["--appendfsync", "always"])
+        .arg("--dir")
+        .arg(dir)
+        .arg("--logfile")
+        .arg(dir.join("redis.log"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => panic!(
+            "`redis-server` is not on PATH: these tests need a real Redis \
+             (e.g. `apt-get install redis-server`); they are never skipped"
+        ),
+        Err(err) => panic!("could not run redis-server: {err}"),
+    };
+    let url = format!("redis://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            return Err(format!("redis-server on port {port} exited ({status}): {tail:?}"));
+        }
+        if ping(&url) {
+            return Ok(child);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("redis-server on port {port} did not answer PING in 10 s"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn ping(url: &str) -> bool {
+    let Ok(client) = redis::Client::open(url) else {
+        return false;
+    };
+    let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_millis(200)) else {
+        return false;
+    };
+    redis::cmd("PING")
+        .query::<String>(&mut conn)
+        .is_ok_and(|pong| pong == "PONG")
+}
