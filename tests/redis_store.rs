@@ -1,0 +1,1113 @@
+//! `RedisStore` against a real `redis-server` (one per test): every promise of
+//! the `RevocationStore` trait, plus what only Redis has (round trips, script
+//! reloads, restarts, events).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::redis_server::RedisServer;
+use redis::{PushInfo, PushKind, Value};
+use tower_jwt_auth::store::{
+    CheckRequest, CreateOutcome, LimitPolicy, NewSession, RedisStore, RevocationReason,
+    RevocationStore, RotateOutcome, Rotation, SessionEnd, StartupFinding, StoreError, Verdict,
+};
+
+const MARKERS: Duration = Duration::from_secs(60);
+
+async fn store(server: &RedisServer) -> RedisStore {
+    RedisStore::builder(&server.url())
+        .startup_checks(false)
+        .build()
+        .await
+        .expect("connect to the test redis-server")
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn req(subject: &str, token: &str) -> CheckRequest {
+    CheckRequest {
+        subject: subject.into(),
+        token_id: token.into(),
+        issued_at: Some(now_secs()),
+        session_id: None,
+        touch_interval: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(60),
+    }
+}
+
+fn sreq(subject: &str, sid: &str) -> CheckRequest {
+    CheckRequest {
+        session_id: Some(sid.into()),
+        ..req(subject, &format!("tok-{sid}"))
+    }
+}
+
+fn session(subject: &str, sid: &str, device: &str) -> NewSession {
+    NewSession {
+        subject: subject.into(),
+        session_id: sid.into(),
+        device: device.into(),
+        refresh_hash: format!("rt-{sid}-0"),
+        max_sessions: 0,
+        limit_policy: LimitPolicy::EvictOldest,
+        replace_same_device: false,
+        idle_timeout: Duration::from_secs(60),
+        lifetime: Duration::from_secs(3600),
+        markers: MARKERS,
+    }
+}
+
+fn rotation(subject: &str, sid: &str, generation: u64, presented: &str, new: &str) -> Rotation {
+    Rotation {
+        subject: subject.into(),
+        session_id: sid.into(),
+        generation,
+        presented_hash: presented.into(),
+        new_hash: new.into(),
+        idle_timeout: Duration::from_secs(60),
+        markers: MARKERS,
+    }
+}
+
+fn revoked(reason: RevocationReason) -> Verdict {
+    Verdict::Revoked(reason)
+}
+
+fn ended(why: SessionEnd) -> Verdict {
+    Verdict::Revoked(RevocationReason::SessionEnded(why))
+}
+
+fn created(replaced: &[&str]) -> CreateOutcome {
+    CreateOutcome::Created {
+        replaced: replaced.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+async fn live_ids(store: &RedisStore, subject: &str) -> Vec<String> {
+    store
+        .list_sessions(subject)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.session_id)
+        .collect()
+}
+
+// --- deny list, not-before, bans -------------------------------------------
+
+#[tokio::test]
+async fn a_token_on_the_deny_list_is_revoked_until_its_entry_expires() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    assert_eq!(store.check(req("alice", "t1")).await.unwrap(), Verdict::Valid);
+
+    store
+        .deny_token("alice", "t1", Duration::from_millis(1200))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.check(req("alice", "t1")).await.unwrap(),
+        revoked(RevocationReason::TokenRevoked)
+    );
+    assert_eq!(store.check(req("alice", "t2")).await.unwrap(), Verdict::Valid);
+    assert_eq!(store.check(req("bob", "t1")).await.unwrap(), Verdict::Valid);
+
+    tokio::time::sleep(Duration::from_millis(1400)).await;
+    assert_eq!(store.check(req("alice", "t1")).await.unwrap(), Verdict::Valid);
+}
+
+#[tokio::test]
+async fn a_later_shorter_deny_entry_never_shortens_a_longer_one() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    store
+        .deny_token("alice", "t1", Duration::from_secs(60))
+        .await
+        .unwrap();
+    store
+        .deny_token("alice", "t1", Duration::from_millis(200))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        store.check(req("alice", "t1")).await.unwrap(),
+        revoked(RevocationReason::TokenRevoked)
+    );
+    let pttl: i64 = server.cmd(&["PTTL", "jwt:{alice}:deny:t1"]);
+    assert!(pttl > 50_000, "deny entry ttl {pttl} ms");
+}
+
+#[tokio::test]
+async fn tokens_issued_at_or_before_the_not_before_mark_are_revoked() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    let mark = now_secs();
+    store
+        .revoke_subject("alice", mark, None, MARKERS)
+        .await
+        .unwrap();
+
+    let at = |iat: Option<u64>| CheckRequest {
+        issued_at: iat,
+        ..req("alice", "t")
+    };
+    let everywhere = revoked(RevocationReason::LoggedOutEverywhere);
+    assert_eq!(store.check(at(Some(mark - 10))).await.unwrap(), everywhere);
+    assert_eq!(store.check(at(Some(mark))).await.unwrap(), everywhere);
+    assert_eq!(store.check(at(None)).await.unwrap(), everywhere);
+    assert_eq!(store.check(at(Some(mark + 1))).await.unwrap(), Verdict::Valid);
+    assert_eq!(store.check(req("bob", "t")).await.unwrap(), Verdict::Valid);
+
+    // A later call with a lower mark never lowers it.
+    store
+        .revoke_subject("alice", mark - 100, None, MARKERS)
+        .await
+        .unwrap();
+    assert_eq!(store.check(at(Some(mark))).await.unwrap(), everywhere);
+    let ttl: i64 = server.cmd(&["PTTL", "jwt:{alice}:nbf"]);
+    assert_eq!(ttl, -1, "kept for ever");
+}
+
+#[tokio::test]
+async fn a_not_before_mark_with_keep_for_lapses_by_itself() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    let mark = now_secs();
+    store
+        .revoke_subject("alice", mark, Some(Duration::from_millis(800)), MARKERS)
+        .await
+        .unwrap();
+    let old = CheckRequest {
+        issued_at: Some(mark - 5),
+        ..req("alice", "t")
+    };
+    assert_eq!(
+        store.check(old.clone()).await.unwrap(),
+        revoked(RevocationReason::LoggedOutEverywhere)
+    );
+    // A longer keep wins over the shorter one.
+    store
+        .revoke_subject("carol", mark, Some(Duration::from_millis(300)), MARKERS)
+        .await
+        .unwrap();
+    store
+        .revoke_subject("carol", mark, Some(Duration::from_secs(30)), MARKERS)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(store.check(old).await.unwrap(), Verdict::Valid);
+    let carol = CheckRequest {
+        issued_at: Some(mark - 5),
+        ..req("carol", "t")
+    };
+    assert_eq!(
+        store.check(carol).await.unwrap(),
+        revoked(RevocationReason::LoggedOutEverywhere)
+    );
+}
+
+#[tokio::test]
+async fn a_ban_revokes_every_token_ends_sessions_and_refuses_logins_until_lifted() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    store.create_session(session("alice", "s1", "web")).await.unwrap();
+    store.ban("alice", None, MARKERS).await.unwrap();
+
+    let banned = revoked(RevocationReason::Banned { until: None });
+    assert_eq!(store.check(req("alice", "any")).await.unwrap(), banned);
+    assert_eq!(store.check(sreq("alice", "s1")).await.unwrap(), banned);
+    assert_eq!(
+        store.create_session(session("alice", "s2", "web")).await.unwrap(),
+        CreateOutcome::Banned { until: None }
+    );
+    assert!(live_ids(&store, "alice").await.is_empty());
+    assert_eq!(store.check(req("bob", "any")).await.unwrap(), Verdict::Valid);
+
+    assert!(store.unban("alice").await.unwrap());
+    assert!(!store.unban("alice").await.unwrap());
+    assert_eq!(store.check(req("alice", "any")).await.unwrap(), Verdict::Valid);
+    assert_eq!(
+        store.check(sreq("alice", "s1")).await.unwrap(),
+        ended(SessionEnd::Banned)
+    );
+}
+
+#[tokio::test]
+async fn a_timed_ban_reports_its_end_and_lapses_by_itself() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    let before = now_millis();
+    store
+        .ban("alice", Some(Duration::from_millis(1500)), MARKERS)
+        .await
+        .unwrap();
+    let Verdict::Revoked(RevocationReason::Banned { until: Some(until) }) =
+        store.check(req("alice", "t")).await.unwrap()
+    else {
+        panic!("not banned with an end");
+    };
+    let expected = (before + 1500) / 1000;
+    assert!(
+        until.abs_diff(expected) <= 1,
+        "until {until}, expected about {expected}"
+    );
+    assert!(matches!(
+        store.create_session(session("alice", "s", "web")).await.unwrap(),
+        CreateOutcome::Banned { until: Some(_) }
+    ));
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    assert_eq!(store.check(req("alice", "t")).await.unwrap(), Verdict::Valid);
+    assert!(!store.unban("alice").await.unwrap());
+}
+
+#[tokio::test]
+async fn the_ban_wins_over_the_deny_list_which_wins_over_the_not_before_mark() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    let old = CheckRequest {
+        issued_at: Some(now_secs() - 10),
+        ..req("alice", "t")
+    };
+    store
+        .revoke_subject("alice", now_secs(), None, MARKERS)
+        .await
+        .unwrap();
+    store
+        .deny_token("alice", "t", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.check(old.clone()).await.unwrap(),
+        revoked(RevocationReason::TokenRevoked)
+    );
+    store.ban("alice", None, MARKERS).await.unwrap();
+    assert_eq!(
+        store.check(old).await.unwrap(),
+        revoked(RevocationReason::Banned { until: None })
+    );
+}
+
+// --- sessions ----------------------------------------------------------------
+
+#[tokio::test]
+async fn an_unknown_session_is_reported_as_ended_without_a_reason() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    assert_eq!(
+        store.check(sreq("alice", "never")).await.unwrap(),
+        ended(SessionEnd::Unknown)
+    );
+    assert_eq!(
+        store
+            .rotate_refresh(rotation("alice", "never", 0, "a", "b"))
+            .await
+            .unwrap(),
+        RotateOutcome::SessionEnded(SessionEnd::Unknown)
+    );
+    assert!(!store
+        .end_session("alice", "never", SessionEnd::Kicked, MARKERS)
+        .await
+        .unwrap());
+}
+
+#[tokio::test]
+async fn evict_oldest_ends_the_oldest_session_when_the_limit_is_reached() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    let limited = |sid: &str| NewSession {
+        max_sessions: 2,
+        ..session("alice", sid, "web")
+    };
+    assert_eq!(store.create_session(limited("s1")).await.unwrap(), created(&[]));
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(store.create_session(limited("s2")).await.unwrap(), created(&[]));
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(
+        store.create_session(limited("s3")).await.unwrap(),
+        created(&["s1"])
+    );
+    assert_eq!(live_ids(&store, "alice").await, ["s2", "s3"]);
+    assert_eq!(
+        store.check(sreq("alice", "s1")).await.unwrap(),
+        ended(SessionEnd::Replaced)
+    );
+    assert_eq!(store.check(sreq("alice", "s2")).await.unwrap(), Verdict::Valid);
+}
+
+#[tokio::test]
+async fn reject_new_refuses_a_login_at_the_limit_and_changes_nothing() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    let limited = |sid: &str| NewSession {
+        max_sessions: 2,
+        limit_policy: LimitPolicy::RejectNew,
+        ..session("alice", sid, "web")
+    };
+    store.create_session(limited("s1")).await.unwrap();
+    store.create_session(limited("s2")).await.unwrap();
+    assert_eq!(
+        store.create_session(limited("s3")).await.unwrap(),
+        CreateOutcome::LimitReached
+    );
+    assert_eq!(live_ids(&store, "alice").await, ["s1", "s2"]);
+    assert_eq!(
+        store.check(sreq("alice", "s3")).await.unwrap(),
+        ended(SessionEnd::Unknown)
+    );
+    // Once one ends, there is room again.
+    store
+        .end_session("alice", "s1", SessionEnd::LoggedOut, MARKERS)
+        .await
+        .unwrap();
+    assert_eq!(store.create_session(limited("s3")).await.unwrap(), created(&[]));
+}
+
+#[tokio::test]
+async fn a_login_from_the_same_device_replaces_the_previous_session() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    let same = |sid: &str, device: &str| NewSession {
+        replace_same_device: true,
+        ..session("alice", sid, device)
+    };
+    store.create_session(same("w1", "web")).await.unwrap();
+    store.create_session(same("m1", "mobile")).await.unwrap();
+    assert_eq!(
+        store.create_session(same("w2", "web")).await.unwrap(),
+        created(&["w1"])
+    );
+    assert_eq!(
+        store.check(sreq("alice", "w1")).await.unwrap(),
+        ended(SessionEnd::Replaced)
+    );
+    let mut ids = live_ids(&store, "alice").await;
+    ids.sort();
+    assert_eq!(ids, ["m1", "w2"]);
+}
+
+#[tokio::test]
+async fn fifty_concurrent_logins_never_leave_more_live_sessions_than_the_limit() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    for policy in [LimitPolicy::EvictOldest, LimitPolicy::RejectNew] {
+        let subject = format!("{policy:?}");
+        let tasks: Vec<_> = (0..50)
+            .map(|i| {
+                let store = store.clone();
+                let new = NewSession {
+                    max_sessions: 3,
+                    limit_policy: policy,
+                    ..session(&subject, &format!("s{i}"), "web")
+                };
+                tokio::spawn(async move { store.create_session(new).await.unwrap() })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for task in tasks {
+            outcomes.push(task.await.unwrap());
+        }
+        let live = live_ids(&store, &subject).await;
+        assert_eq!(live.len(), 3, "{policy:?}: {live:?}");
+        let created_count = outcomes
+            .iter()
+            .filter(|o| matches!(o, CreateOutcome::Created { .. }))
+            .count();
+        match policy {
+            LimitPolicy::RejectNew => assert_eq!(created_count, 3),
+            _ => {
+                assert_eq!(created_count, 50);
+                let evicted: usize = outcomes
+                    .iter()
+                    .map(|o| match o {
+                        CreateOutcome::Created { replaced } => replaced.len(),
+                        _ => 0,
+                    })
+                    .sum();
+                assert_eq!(evicted, 47);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_idle_session_times_out_and_activity_keeps_it_alive() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    let new = NewSession {
+        idle_timeout: Duration::from_millis(800),
+        ..session("alice", "s1", "web")
+    };
+    store.create_session(new.clone()).await.unwrap();
+    store
+        .create_session(NewSession {
+            session_id: "s2".into(),
+            ..new
+        })
+        .await
+        .unwrap();
+    let active = CheckRequest {
+        touch_interval: Duration::from_millis(100),
+        idle_timeout: Duration::from_millis(800),
+        ..sreq("alice", "s1")
+    };
+    // 1.6 s of use, twice the idle timeout: s1 stays, s2 (unused) lapses.
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(store.check(active.clone()).await.unwrap(), Verdict::Valid);
+    }
+    assert_eq!(
+        store.check(sreq("alice", "s2")).await.unwrap(),
+        ended(SessionEnd::IdleTimeout)
+    );
+    let list = store.list_sessions("alice").await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert!(list[0].expires_at > now_millis() + 400, "{list:?}");
+    assert!(list[0].last_seen_at > list[0].created_at);
+
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        store.check(active).await.unwrap(),
+        ended(SessionEnd::IdleTimeout)
+    );
+    assert!(live_ids(&store, "alice").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_session_ends_at_its_absolute_lifetime_however_used() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    store
+        .create_session(NewSession {
+            lifetime: Duration::from_millis(1000),
+            idle_timeout: Duration::from_secs(60),
+            ..session("alice", "s1", "web")
+        })
+        .await
+        .unwrap();
+    let active = CheckRequest {
+        touch_interval: Duration::ZERO,
+        ..sreq("alice", "s1")
+    };
+    let list = store.list_sessions("alice").await.unwrap();
+    assert!(list[0].expires_at <= list[0].created_at + 1000, "{list:?}");
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(800) {
+        assert_eq!(store.check(active.clone()).await.unwrap(), Verdict::Valid);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        store.check(active).await.unwrap(),
+        ended(SessionEnd::Expired)
+    );
+}
+
+#[tokio::test]
+async fn kicking_one_session_leaves_the_others_and_ending_all_reports_how_many() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    for sid in ["s1", "s2", "s3"] {
+        store.create_session(session("alice", sid, "web")).await.unwrap();
+    }
+    assert!(store
+        .end_session("alice", "s2", SessionEnd::Kicked, MARKERS)
+        .await
+        .unwrap());
+    assert!(!store
+        .end_session("alice", "s2", SessionEnd::Kicked, MARKERS)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.check(sreq("alice", "s2")).await.unwrap(),
+        ended(SessionEnd::Kicked)
+    );
+    assert_eq!(store.check(sreq("alice", "s1")).await.unwrap(), Verdict::Valid);
+
+    assert_eq!(
+        store
+            .end_all_sessions("alice", SessionEnd::LoggedOutEverywhere, MARKERS)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .end_all_sessions("alice", SessionEnd::LoggedOutEverywhere, MARKERS)
+            .await
+            .unwrap(),
+        0
+    );
+    for sid in ["s1", "s3"] {
+        assert_eq!(
+            store.check(sreq("alice", sid)).await.unwrap(),
+            ended(SessionEnd::LoggedOutEverywhere)
+        );
+    }
+    assert_eq!(
+        store.check(sreq("alice", "s2")).await.unwrap(),
+        ended(SessionEnd::Kicked)
+    );
+}
+
+#[tokio::test]
+async fn a_short_marker_leaves_an_unknown_reason_behind() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    store.create_session(session("alice", "s1", "web")).await.unwrap();
+    store
+        .end_session("alice", "s1", SessionEnd::LoggedOut, Duration::from_millis(200))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.check(sreq("alice", "s1")).await.unwrap(),
+        ended(SessionEnd::LoggedOut)
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        store.check(sreq("alice", "s1")).await.unwrap(),
+        ended(SessionEnd::Unknown)
+    );
+}
+
+#[tokio::test]
+async fn listing_shows_live_sessions_oldest_first_with_their_deadlines() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    let before = now_millis();
+    for (sid, device) in [("b", "web"), ("a", "mobile"), ("c", "cli")] {
+        store
+            .create_session(NewSession {
+                idle_timeout: Duration::from_secs(30),
+                ..session("alice", sid, device)
+            })
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    store
+        .end_session("alice", "c", SessionEnd::LoggedOut, MARKERS)
+        .await
+        .unwrap();
+    let list = store.list_sessions("alice").await.unwrap();
+    let ids: Vec<_> = list.iter().map(|s| s.session_id.as_str()).collect();
+    assert_eq!(ids, ["b", "a"]);
+    assert_eq!(list[0].device, "web");
+    assert_eq!(list[1].device, "mobile");
+    for s in &list {
+        assert!(s.created_at + 1000 >= before && s.created_at <= now_millis() + 1000);
+        assert_eq!(s.last_seen_at, s.created_at);
+        assert_eq!(s.expires_at, s.created_at + 30_000);
+    }
+    assert!(store.list_sessions("nobody").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn log_out_everywhere_ends_every_session_with_its_reason() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    store.create_session(session("alice", "s1", "web")).await.unwrap();
+    store.create_session(session("alice", "s2", "app")).await.unwrap();
+    store
+        .revoke_subject("alice", now_secs() - 3600, None, MARKERS)
+        .await
+        .unwrap();
+    assert!(live_ids(&store, "alice").await.is_empty());
+    // A token newer than the mark still fails on its session.
+    assert_eq!(
+        store.check(sreq("alice", "s1")).await.unwrap(),
+        ended(SessionEnd::LoggedOutEverywhere)
+    );
+    // A login after the mark works.
+    store.create_session(session("alice", "s3", "web")).await.unwrap();
+    assert_eq!(store.check(sreq("alice", "s3")).await.unwrap(), Verdict::Valid);
+}
+
+// --- refresh rotation ----------------------------------------------------------
+
+#[tokio::test]
+async fn refresh_rotation_advances_the_generation_and_a_reused_token_ends_the_session() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    store.create_session(session("alice", "s1", "web")).await.unwrap();
+    assert_eq!(
+        store
+            .rotate_refresh(rotation("alice", "s1", 0, "rt-s1-0", "h1"))
+            .await
+            .unwrap(),
+        RotateOutcome::Rotated { generation: 1 }
+    );
+    assert_eq!(
+        store
+            .rotate_refresh(rotation("alice", "s1", 1, "h1", "h2"))
+            .await
+            .unwrap(),
+        RotateOutcome::Rotated { generation: 2 }
+    );
+    // The generation-1 token again: theft.
+    assert_eq!(
+        store
+            .rotate_refresh(rotation("alice", "s1", 1, "h1", "h9"))
+            .await
+            .unwrap(),
+        RotateOutcome::Reused
+    );
+    assert_eq!(
+        store.check(sreq("alice", "s1")).await.unwrap(),
+        ended(SessionEnd::RefreshReuse)
+    );
+    assert_eq!(
+        store
+            .rotate_refresh(rotation("alice", "s1", 2, "h2", "h3"))
+            .await
+            .unwrap(),
+        RotateOutcome::SessionEnded(SessionEnd::RefreshReuse)
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_refresh_hash_or_a_future_generation_is_invalid_and_changes_nothing() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    store.create_session(session("alice", "s1", "web")).await.unwrap();
+    for (generation, presented) in [(0, "wrong"), (5, "rt-s1-0"), (1, "rt-s1-0")] {
+        assert_eq!(
+            store
+                .rotate_refresh(rotation("alice", "s1", generation, presented, "x"))
+                .await
+                .unwrap(),
+            RotateOutcome::Invalid
+        );
+    }
+    assert_eq!(
+        store
+            .rotate_refresh(rotation("alice", "s1", 0, "rt-s1-0", "h1"))
+            .await
+            .unwrap(),
+        RotateOutcome::Rotated { generation: 1 }
+    );
+}
+
+#[tokio::test]
+async fn of_two_concurrent_rotations_of_one_token_exactly_one_wins() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    for round in 0..10 {
+        let sid = format!("s{round}");
+        store.create_session(session("alice", &sid, "web")).await.unwrap();
+        let presented = format!("rt-{sid}-0");
+        let a = store.rotate_refresh(rotation("alice", &sid, 0, &presented, "a"));
+        let b = store.rotate_refresh(rotation("alice", &sid, 0, &presented, "b"));
+        let (a, b) = tokio::join!(a, b);
+        let outcomes = [a.unwrap(), b.unwrap()];
+        let wins = outcomes
+            .iter()
+            .filter(|o| matches!(o, RotateOutcome::Rotated { generation: 1 }))
+            .count();
+        assert_eq!(wins, 1, "{outcomes:?}");
+        // The loser presented an already rotated token: the session ends.
+        assert!(outcomes.contains(&RotateOutcome::Reused), "{outcomes:?}");
+    }
+}
+
+// --- one-time tokens -------------------------------------------------------------
+
+#[tokio::test]
+async fn a_one_time_token_is_taken_once_by_twenty_concurrent_takers() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    store
+        .put_one_time("reset", "hash-1", "alice", Duration::from_secs(30))
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.take_one_time("reset", "hash-1").await.unwrap() })
+        })
+        .collect();
+    let mut taken = Vec::new();
+    for task in tasks {
+        if let Some(subject) = task.await.unwrap() {
+            taken.push(subject);
+        }
+    }
+    assert_eq!(taken, ["alice"]);
+    assert_eq!(store.take_one_time("reset", "hash-1").await.unwrap(), None);
+    // Purposes do not share tokens.
+    store
+        .put_one_time("verify", "hash-2", "bob", Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(store.take_one_time("reset", "hash-2").await.unwrap(), None);
+    assert_eq!(
+        store.take_one_time("verify", "hash-2").await.unwrap().as_deref(),
+        Some("bob")
+    );
+}
+
+#[tokio::test]
+async fn a_one_time_token_expires_unused() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    store
+        .put_one_time("reset", "h", "alice", Duration::from_millis(200))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(store.take_one_time("reset", "h").await.unwrap(), None);
+}
+
+// --- encoding ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn subjects_and_ids_with_special_characters_never_collide() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    let weird = ["a:b", "a", "a}b", "{a}", "", "é ü", "100%", "a%3Ab", "x\ny"];
+    for subject in weird {
+        store
+            .deny_token(subject, &format!("deny:{subject}"), Duration::from_secs(60))
+            .await
+            .unwrap();
+        store
+            .create_session(session(subject, &format!("s:{subject}}}"), "web"))
+            .await
+            .unwrap();
+    }
+    for subject in weird {
+        for other in weird {
+            let token = format!("deny:{other}");
+            let expected = if subject == other {
+                revoked(RevocationReason::TokenRevoked)
+            } else {
+                Verdict::Valid
+            };
+            assert_eq!(
+                store.check(req(subject, &token)).await.unwrap(),
+                expected,
+                "subject {subject:?}, token {token:?}"
+            );
+        }
+        assert_eq!(
+            live_ids(&store, subject).await,
+            [format!("s:{subject}}}")],
+            "sessions of {subject:?}"
+        );
+    }
+    // Every key carries the subject's hash tag and no raw `}` inside it.
+    let keys: Vec<String> = server.cmd(&["KEYS", "*"]);
+    for key in &keys {
+        let tag = key
+            .split_once('{')
+            .and_then(|(_, rest)| rest.split_once('}'))
+            .map(|(tag, _)| tag);
+        assert!(tag.is_some_and(|t| !t.is_empty()), "{key}");
+    }
+}
+
+// --- what only Redis has --------------------------------------------------------------
+
+#[tokio::test]
+async fn each_check_costs_exactly_one_evalsha() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    store.create_session(session("alice", "s1", "web")).await.unwrap();
+    store.check(req("alice", "warm-up")).await.unwrap();
+
+    let before = server.commandstats();
+    for i in 0..10 {
+        store.check(req("alice", &format!("t{i}"))).await.unwrap();
+        let with_session = CheckRequest {
+            touch_interval: Duration::ZERO,
+            ..sreq("alice", "s1")
+        };
+        store.check(with_session).await.unwrap();
+    }
+    let after = server.commandstats();
+    let delta: BTreeMap<&str, u64> = after
+        .iter()
+        .filter(|(name, _)| name.as_str() != "info")
+        .map(|(name, calls)| (name.as_str(), calls - before.get(name).copied().unwrap_or(0)))
+        .filter(|(_, d)| *d > 0)
+        .collect();
+    assert_eq!(delta, BTreeMap::from([("evalsha", 20)]));
+}
+
+#[tokio::test]
+async fn scripts_are_reloaded_after_script_flush() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    store
+        .deny_token("alice", "t", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let _: () = server.cmd(&["SCRIPT", "FLUSH"]);
+    let loads = server.commandstats().get("script|load").copied().unwrap_or(0);
+    assert_eq!(
+        store.check(req("alice", "t")).await.unwrap(),
+        revoked(RevocationReason::TokenRevoked)
+    );
+    store.create_session(session("alice", "s", "web")).await.unwrap();
+    let after = server.commandstats().get("script|load").copied().unwrap_or(0);
+    assert_eq!(after - loads, 2, "check and create_session each reloaded once");
+}
+
+#[tokio::test]
+async fn a_deny_entry_survives_a_restart_with_aof_and_the_store_reconnects_by_itself() {
+    let mut server = RedisServer::start_with_aof();
+    let store = RedisStore::builder(&server.url())
+        .startup_checks(false)
+        .pool_size(2)
+        .connection_timeout(Duration::from_millis(500))
+        .build()
+        .await
+        .unwrap();
+    store
+        .deny_token("alice", "t", Duration::from_secs(60))
+        .await
+        .unwrap();
+    store.check(req("alice", "t")).await.unwrap();
+
+    server.kill();
+    assert!(matches!(
+        store.check(req("alice", "t")).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    server.restart();
+
+    let start = Instant::now();
+    let mut failures = 0;
+    let verdict = loop {
+        match store.check(req("alice", "t")).await {
+            Ok(verdict) => break verdict,
+            Err(StoreError::Unavailable(_)) if start.elapsed() < Duration::from_secs(5) => {
+                failures += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(err) => panic!("no recovery after {failures} failures: {err:?}"),
+        }
+    };
+    assert_eq!(verdict, revoked(RevocationReason::TokenRevoked));
+    assert!(failures <= 1, "{failures} failed checks after the restart");
+    assert_eq!(store.check(req("alice", "other")).await.unwrap(), Verdict::Valid);
+    // Every pooled connection was replaced: many checks in a row all work.
+    for _ in 0..10 {
+        store.check(req("bob", "t")).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn revoking_writes_publish_an_event_on_the_events_channel() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PushInfo>();
+    let client = redis::Client::open(format!("{}/?protocol=resp3", server.url())).unwrap();
+    let config = redis::AsyncConnectionConfig::new().set_push_sender(tx);
+    let mut sub = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .unwrap();
+    assert_eq!(store.events_channel(), "jwt:events");
+    sub.subscribe(store.events_channel()).await.unwrap();
+
+    let mut next = async || loop {
+        let info = tokio::time::timeout(Duration::from_secs(2), rx.recv())
+            .await
+            .expect("an event within 2 s")
+            .expect("channel open");
+        if info.kind == PushKind::Message {
+            match &info.data[1] {
+                Value::BulkString(b) => return String::from_utf8(b.clone()).unwrap(),
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+
+    store
+        .deny_token("a:b", "t", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(next().await, "deny\na:b");
+    store.create_session(session("alice", "s1", "web")).await.unwrap();
+    store
+        .end_session("alice", "s1", SessionEnd::Kicked, MARKERS)
+        .await
+        .unwrap();
+    assert_eq!(next().await, "session\nalice");
+    store
+        .revoke_subject("alice", now_secs(), None, MARKERS)
+        .await
+        .unwrap();
+    assert_eq!(next().await, "revoke\nalice");
+    store.ban("alice", None, MARKERS).await.unwrap();
+    assert_eq!(next().await, "ban\nalice");
+    store.unban("alice").await.unwrap();
+    assert_eq!(next().await, "unban\nalice");
+}
+
+#[tokio::test]
+async fn a_paused_server_makes_calls_fail_with_unavailable_and_then_recover() {
+    let server = RedisServer::start();
+    let store = RedisStore::builder(&server.url())
+        .startup_checks(false)
+        .response_timeout(Duration::from_millis(200))
+        .build()
+        .await
+        .unwrap();
+    store.check(req("alice", "t")).await.unwrap();
+    server.pause(1000);
+    let start = Instant::now();
+    let result = store.check(req("alice", "t")).await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert!(start.elapsed() < Duration::from_millis(900));
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let start = Instant::now();
+    loop {
+        match store.check(req("alice", "t")).await {
+            Ok(verdict) => break assert_eq!(verdict, Verdict::Valid),
+            Err(_) if start.elapsed() < Duration::from_secs(3) => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(err) => panic!("no recovery: {err:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn connecting_where_no_redis_listens_fails_with_unavailable() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let start = Instant::now();
+    let result = RedisStore::builder(&format!("redis://127.0.0.1:{port}"))
+        .connection_timeout(Duration::from_millis(300))
+        .build()
+        .await;
+    assert!(matches!(result, Err(StoreError::Unavailable(_))));
+    assert!(start.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn a_prefix_with_braces_is_rejected_and_another_prefix_is_used_for_every_key() {
+    let server = RedisServer::start();
+    for bad in ["a{b", "a}b"] {
+        let result = RedisStore::builder(&server.url())
+            .prefix(bad)
+            .startup_checks(false)
+            .build()
+            .await;
+        assert!(result.is_err(), "{bad}");
+    }
+    let store = RedisStore::builder(&server.url())
+        .prefix("auth:v2")
+        .startup_checks(false)
+        .build()
+        .await
+        .unwrap();
+    store
+        .deny_token("alice", "t", Duration::from_secs(60))
+        .await
+        .unwrap();
+    store.create_session(session("alice", "s", "web")).await.unwrap();
+    store
+        .put_one_time("reset", "h", "alice", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let keys: Vec<String> = server.cmd(&["KEYS", "*"]);
+    assert!(keys.len() >= 4, "{keys:?}");
+    assert!(keys.iter().all(|k| k.starts_with("auth:v2:")), "{keys:?}");
+    assert_eq!(store.events_channel(), "auth:v2:events");
+}
+
+#[tokio::test]
+async fn an_acl_user_and_a_database_number_from_the_url_are_used_and_the_password_never_shown() {
+    let server = RedisServer::start();
+    let _: () = server.cmd(&["ACL", "SETUSER", "app", "on", ">s3cr3t-pw", "~*", "&*", "+@all"]);
+    let url = format!("redis://app:s3cr3t-pw@127.0.0.1:{}/3", server.port());
+    let store = RedisStore::builder(&url)
+        .startup_checks(false)
+        .build()
+        .await
+        .unwrap();
+    store
+        .deny_token("alice", "t", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let keyspace: String = server.cmd(&["INFO", "keyspace"]);
+    assert!(keyspace.contains("db3:keys=1"), "{keyspace}");
+    let shown = format!("{store:?}");
+    assert!(!shown.contains("s3cr3t-pw"), "{shown}");
+    assert!(shown.contains("app"), "{shown}");
+
+    let wrong = format!("redis://app:wrong@127.0.0.1:{}/3", server.port());
+    let result = RedisStore::builder(&wrong)
+        .connection_timeout(Duration::from_millis(300))
+        .build()
+        .await;
+    assert!(result.is_err());
+}
+
+#[tokio::test]
+async fn startup_findings_report_eviction_and_missing_persistence() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    assert_eq!(
+        store.startup_findings().await,
+        [StartupFinding::NoPersistence]
+    );
+    let _: () = server.cmd(&["CONFIG", "SET", "maxmemory-policy", "volatile-lru"]);
+    let _: () = server.cmd(&["CONFIG", "SET", "appendonly", "yes"]);
+    let findings = store.log_startup_findings().await;
+    assert_eq!(
+        findings,
+        [StartupFinding::EvictionPolicy {
+            policy: "volatile-lru".into()
+        }]
+    );
+    assert!(findings[0].message().contains("noeviction"));
+
+    let aof = RedisServer::start_with_aof();
+    let with_aof = RedisStore::builder(&aof.url())
+        .startup_checks(false)
+        .build()
+        .await
+        .unwrap();
+    assert!(with_aof.startup_findings().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_store_over_an_existing_bb8_pool_works_the_same() {
+    let server = RedisServer::start();
+    let manager = bb8_redis::RedisConnectionManager::new(server.url()).unwrap();
+    let pool = bb8::Pool::builder().build(manager).await.unwrap();
+    let store = RedisStore::from_pool(pool);
+    store
+        .deny_token("alice", "t", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.check(req("alice", "t")).await.unwrap(),
+        revoked(RevocationReason::TokenRevoked)
+    );
+    store.create_session(session("alice", "s", "web")).await.unwrap();
+    assert_eq!(store.check(sreq("alice", "s")).await.unwrap(), Verdict::Valid);
+}
