@@ -1,10 +1,12 @@
 //! A real `redis-server` per test: a free port, a fresh directory, killed on drop.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::{FromRedisValue, IntoConnectionInfo};
@@ -106,6 +108,28 @@ impl RedisServer {
         parse_commandstats(&info)
     }
 
+    /// Start `MONITOR` on a raw connection: every command the server runs from
+    /// now on, with commands run inside scripts told apart (`INFO
+    /// commandstats` counts those too).
+    pub fn monitor(&self) -> Monitor {
+        let mut stream =
+            TcpStream::connect(("127.0.0.1", self.port)).expect("connect for MONITOR");
+        stream.write_all(b"MONITOR\r\n").expect("send MONITOR");
+        let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
+        let mut ok = String::new();
+        reader.read_line(&mut ok).expect("MONITOR reply");
+        assert_eq!(ok.trim_end(), "+OK", "MONITOR refused");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in reader.lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Monitor { stream, lines }
+    }
+
     /// A fresh synchronous connection that sends nothing on connect
     /// (no `CLIENT SETINFO`), so it does not disturb `commandstats`.
     pub fn connection(&self) -> redis::Connection {
@@ -133,6 +157,39 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A running `MONITOR` (see [`RedisServer::monitor`]); stops on drop.
+pub struct Monitor {
+    stream: TcpStream,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Monitor {
+    /// Names (lower case) of the commands clients sent so far, in order;
+    /// commands run by scripts (`[0 lua]`) are left out.
+    pub fn client_commands(&self) -> Vec<String> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|line| {
+                // +1700000000.123456 [0 127.0.0.1:5555] "evalsha" "..." ...
+                let (source, rest) = line.split_once("] ")?;
+                if source.ends_with(" lua") {
+                    return None;
+                }
+                let name = rest.strip_prefix('"')?.split('"').next()?;
+                Some(name.to_ascii_lowercase())
+            })
+            .collect()
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.stream.shutdown(Shutdown::Both);
     }
 }
 
