@@ -1,0 +1,606 @@
+//! One conformance suite, written once, run against every store: the same
+//! test bodies drive `MemoryStore` and `RedisStore` (a private
+//! `redis-server` per test) through the public API (`JwtAuth`, `Sessions`)
+//! and the layer.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response, StatusCode};
+use serde_json::json;
+use tower::ServiceExt;
+use tower_jwt_auth::store::CheckRequest;
+use tower_jwt_auth::{
+    AuthError, Authenticated, JwtAuth, Keys, LimitPolicy, RevocationStore, SessionError,
+};
+
+const SECRET: &[u8] = b"conformance-secret-0123456789-abcdef";
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[allow(dead_code)]
+struct C {
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+fn auth(store: &Arc<dyn RevocationStore>) -> JwtAuth<C> {
+    JwtAuth::<C>::new(Keys::hs256(SECRET).unwrap())
+        .issuer("conformance")
+        .audience("tests")
+        .store_arc(store.clone())
+        .store_deadline(Duration::from_secs(2))
+}
+
+/// Send one request through the layer; the status and the revocation reason.
+async fn call(auth: &JwtAuth<C>, token: &str) -> (StatusCode, Option<String>) {
+    let svc = tower::ServiceBuilder::new()
+        .layer(auth.clone())
+        .service(tower::service_fn(|req: Request<String>| async move {
+            let ok = req.extensions().get::<Authenticated<C>>().is_some();
+            assert!(ok, "inner service reached without claims");
+            Ok::<_, std::convert::Infallible>(Response::new(String::new()))
+        }));
+    let res = svc
+        .oneshot(
+            Request::get("/")
+                .header("authorization", format!("Bearer {token}"))
+                .body(String::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let reason = res
+        .extensions()
+        .get::<AuthError>()
+        .and_then(|e| e.reason())
+        .map(str::to_owned);
+    (res.status(), reason)
+}
+
+async fn assert_ok(auth: &JwtAuth<C>, token: &str) {
+    assert_eq!(call(auth, token).await, (StatusCode::OK, None));
+}
+
+async fn assert_revoked(auth: &JwtAuth<C>, token: &str, reason: &str) {
+    assert_eq!(
+        call(auth, token).await,
+        (StatusCode::UNAUTHORIZED, Some(reason.to_owned()))
+    );
+}
+
+fn claims() -> serde_json::Value {
+    json!({ "roles": ["user"] })
+}
+
+fn check_request(subject: &str, id: &str) -> CheckRequest {
+    CheckRequest {
+        subject: subject.into(),
+        token_id: id.into(),
+        issued_at: Some(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+        ),
+        session_id: None,
+        touch_interval: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(10),
+    }
+}
+
+// ---------------------------------------------------------------- revocation
+
+async fn revoking_one_token_rejects_only_that_token(store: Arc<dyn RevocationStore>) {
+    let auth = auth(&store);
+    let s = auth.sessions();
+    let a = s.issue("alice", &claims()).unwrap().token;
+    let b = s.issue("alice", &claims()).unwrap().token;
+    assert_ok(&auth, &a).await;
+    auth.revoke(&a).await.unwrap();
+    assert_revoked(&auth, &a, "token_revoked").await;
+    assert_ok(&auth, &b).await;
+}
+
+async fn tokens_without_jti_are_revoked_by_their_hash(store: Arc<dyn RevocationStore>) {
+    let auth = auth(&store);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({ "sub": "bob", "iss": "conformance", "aud": "tests", "iat": now, "exp": now + 60 }),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET).unwrap(),
+    )
+    .unwrap();
+    assert_ok(&auth, &token).await;
+    auth.revoke(&token).await.unwrap();
+    assert_revoked(&auth, &token, "token_revoked").await;
+}
+
+async fn deny_entries_expire_with_the_token(store: Arc<dyn RevocationStore>) {
+    store
+        .deny_token("alice", "short-lived", Duration::from_millis(700))
+        .await
+        .unwrap();
+    let verdict = store.check(check_request("alice", "short-lived")).await.unwrap();
+    assert_ne!(verdict, tower_jwt_auth::store::Verdict::Valid);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let verdict = store.check(check_request("alice", "short-lived")).await.unwrap();
+    assert_eq!(verdict, tower_jwt_auth::store::Verdict::Valid);
+}
+
+async fn revoked_token_stays_revoked_through_the_leeway(store: Arc<dyn RevocationStore>) {
+    // Without the leeway in the deny entry's TTL, a logged-out token would pass
+    // again between exp and exp + leeway.
+    let auth = auth(&store).leeway(Duration::from_secs(2));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({ "sub": "alice", "jti": "leeway-id", "iss": "conformance", "aud": "tests", "iat": now, "exp": now + 1 }),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET).unwrap(),
+    )
+    .unwrap();
+    auth.revoke(&token).await.unwrap();
+    assert_revoked(&auth, &token, "token_revoked").await;
+    // Past exp, inside the leeway: still revoked, not accepted.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let (status, reason) = call(&auth, &token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reason.as_deref(), Some("token_revoked"));
+}
+
+async fn logout_everywhere_revokes_tokens_issued_up_to_now(store: Arc<dyn RevocationStore>) {
+    let auth = auth(&store);
+    let s = auth.sessions();
+    let old = s.issue("alice", &claims()).unwrap().token;
+    let other = s.issue("bob", &claims()).unwrap().token;
+    auth.revoke_subject("alice").await.unwrap();
+    // Same second as the mark: revoked too (err towards revocation).
+    let same_second = s.issue("alice", &claims()).unwrap().token;
+    assert_revoked(&auth, &old, "logged_out_everywhere").await;
+    assert_revoked(&auth, &same_second, "logged_out_everywhere").await;
+    assert_ok(&auth, &other).await;
+    // A token from a later second passes.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let fresh = s.issue("alice", &claims()).unwrap().token;
+    assert_ok(&auth, &fresh).await;
+}
+
+async fn ban_rejects_tokens_and_unban_restores_them(store: Arc<dyn RevocationStore>) {
+    let auth = auth(&store);
+    let s = auth.sessions();
+    let token = s.issue("mallory", &claims()).unwrap().token;
+    s.ban("mallory", None).await.unwrap();
+    assert_revoked(&auth, &token, "banned").await;
+    assert!(s.unban("mallory").await.unwrap());
+    assert!(!s.unban("mallory").await.unwrap());
+    assert_ok(&auth, &token).await;
+}
+
+async fn timed_ban_ends_by_itself(store: Arc<dyn RevocationStore>) {
+    let auth = auth(&store);
+    let s = auth.sessions();
+    let token = s.issue("mallory", &claims()).unwrap().token;
+    s.ban("mallory", Some(Duration::from_millis(800))).await.unwrap();
+    assert_revoked(&auth, &token, "banned").await;
+    assert!(matches!(
+        s.login("mallory", "web", &claims()).await,
+        Err(SessionError::Banned { until: Some(_) })
+    ));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_ok(&auth, &token).await;
+    s.login("mallory", "web", &claims()).await.unwrap();
+}
+
+async fn ban_ends_sessions_and_blocks_login(store: Arc<dyn RevocationStore>) {
+    let auth = auth(&store);
+    let s = auth.sessions();
+    let login = s.login("eve", "web", &claims()).await.unwrap();
+    s.ban("eve", None).await.unwrap();
+    assert!(matches!(
+        s.login("eve", "web", &claims()).await,
+        Err(SessionError::Banned { until: None })
+    ));
+    assert!(s.list("eve").await.unwrap().is_empty());
+    assert!(s.refresh(&login.refresh_token).await.is_err());
+    s.unban("eve").await.unwrap();
+    // The old session stays ended; a new login works.
+    assert_revoked(&auth, &login.access_token, "banned").await;
+    let again = s.login("eve", "web", &claims()).await.unwrap();
+    assert_ok(&auth, &again.access_token).await;
+}
+
+async fn subjects_with_special_characters_are_kept_apart(store: Arc<dyn RevocationStore>) {
+    let auth = auth(&store);
+    let s = auth.sessions();
+    let subjects = ["a:b", "a", "a:b:deny", "{a}", "a}b{", "ü ñ", "a%3Ab", ""];
+    let tokens: Vec<String> = subjects
+        .iter()
+        .map(|sub| s.issue(sub, &claims()).unwrap().token)
+        .collect();
+    s.ban("a:b", None).await.unwrap();
+    for (sub, token) in subjects.iter().zip(&tokens) {
+        if *sub == "a:b" {
+            assert_revoked(&auth, token, "banned").await;
+        } else {
+            assert_ok(&auth, token).await;
+        }
+    }
+}
+
+async fn concurrent_checks_and_revocations_lose_nothing(store: Arc<dyn RevocationStore>) {
+    let auth = auth(&store);
+    let s = auth.sessions();
+    let tokens: Vec<String> = (0..40)
+        .map(|i| s.issue(&format!("user{}", i % 5), &claims()).unwrap().token)
+        .collect();
+    let mut tasks = Vec::new();
+    for (i, token) in tokens.iter().enumerate() {
+        let auth = auth.clone();
+        let token = token.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..5 {
+                let _ = call(&auth, &token).await;
+            }
+            if i % 2 == 0 {
+                auth.revoke(&token).await.unwrap();
+            }
+            for _ in 0..5 {
+                let _ = call(&auth, &token).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for (i, token) in tokens.iter().enumerate() {
+        if i % 2 == 0 {
+            assert_revoked(&auth, token, "token_revoked").await;
+        } else {
+            assert_ok(&auth, token).await;
+        }
+    }
+}
+
+// ------------------------------------------------------------------ sessions
+
+async fn device_limit_evicts_the_oldest_session(store: Arc<dyn RevocationStore>) {
+    let auth = auth(&store).max_sessions(2);
+    let s = auth.sessions();
+    let a = s.login("alice", "web", &claims()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let b = s.login("alice", "mobile", &claims()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let c = s.login("alice", "tablet", &claims()).await.unwrap();
+    assert_eq!(c.replaced, vec![a.session_id.clone()]);
+    assert_revoked(&auth, &a.access_token, "replaced").await;
+    assert_ok(&auth, &b.access_token).await;
+    assert_ok(&auth, &c.access_token).await;
+    let live: Vec<String> = s
+        .list("alice")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.session_id)
+        .collect();
+    assert_eq!(live, vec![b.session_id, c.session_id]);
+    assert!(matches!(
+        s.refresh(&a.refresh_token).await,
+        Err(SessionError::SessionEnded(_))
+    ));
+}
+
+async fn device_limit_can_reject_new_logins(store: Arc<dyn RevocationStore>) {
+    let auth = auth(&store)
+        .max_sessions(1)
+        .session_limit_policy(LimitPolicy::RejectNew);
+    let s = auth.sessions();
+    let a = s.login("alice", "web", &claims()).await.unwrap();
+    assert!(matches!(
+        s.login("alice", "mobile", &claims()).await,
+        Err(SessionError::LimitReached)
+    ));
+    assert_ok(&auth, &a.access_token).await;
+    assert_eq!(s.list("alice").await.unwrap().len(), 1);
+    // Once the session ends, there is room again.
+    s.kick("alice", &a.session_id).await.unwrap();
+    s.login("alice", "mobile", &claims()).await.unwrap();
+}
+
+async fn a_second_login_on_the_same_device_replaces_the_first(store: Arc<dyn RevocationStore>) {
+    let auth = auth(&store).one_session_per_device(true);
+    let s = auth.sessions();
+    let web = s.login("alice", "web", &claims()).await.unwrap();
+    let mobile1 = s.login("alice", "mobile", &claims()).await.unwrap();
+    let mobile2 = s.login("alice", "mobile", &claims()).await.unwrap();
+    assert_eq!(mobile2.replaced, vec![mobile1.session_id.clone()]);
+    assert_revoked(&auth, &mobile1.access_token, "replaced").await;
+    assert_ok(&auth, &web.access_token).await;
+    assert_ok(&auth, &mobile2.access_token).await;
+}
+
+async fn fifty_concurrent_logins_never_exceed_the_limit(store: Arc<dyn RevocationStore>) {
+    let auth = auth(&store).max_sessions(3);
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let s = auth.sessions();
+        tasks.push(tokio::spawn(async move {
+            s.login("alice", &format!("device{i}"), &claims()).await.unwrap()
+        }));
+    }
+    let mut logins = Vec::new();
+    for t in tasks {
+        logins.push(t.await.unwrap());
+    }
+    let live = auth.sessions().list("alice").await.unwrap();
+    assert_eq!(live.len(), 3, "{live:?}");
+    let mut accepted = 0;
+    for login in &logins {
+        if call(&auth, &login.access_token).await.0 == StatusCode::OK {
+            accepted += 1;
+        }
+    }
+    assert_eq!(accepted, 3);
+}
+
+async fn idle_sessions_end_and_activity_keeps_them_alive(store: Arc<dyn RevocationStore>) {
+    let auth = auth(&store)
+        .idle_timeout(Duration::from_millis(1200))
+        .touch_interval(Duration::from_millis(100));
+    let s = auth.sessions();
+    let busy = s.login("alice", "web", &claims()).await.unwrap();
+    let idle = s.login("alice", "mobile", &claims()).await.unwrap();
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_ok(&auth, &busy.access_token).await;
+    }
+    assert_revoked(&auth, &idle.access_token, "idle_timeout").await;
+    assert_ok(&auth, &busy.access_token).await;
+    let live = s.list("alice").await.unwrap();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].session_id, busy.session_id);
+    assert!(live[0].last_seen_at > live[0].created_at);
+    assert!(matches!(
+        s.refresh(&idle.refresh_token).await,
+        Err(SessionError::SessionEnded(_))
+    ));
+}
+
+async fn absolute_lifetime_caps_a_busy_session(store: Arc<dyn RevocationStore>) {
+    let auth = auth(&store)
+        .idle_timeout(Duration::from_secs(10))
+        .session_lifetime(Duration::from_millis(900));
+    let s = auth.sessions();
+    let login = s.login("alice", "web", &claims()).await.unwrap();
+    assert_ok(&auth, &login.access_token).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, reason) = call(&auth, &login.access_token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        matches!(reason.as_deref(), Some("session_expired") | Some("idle_timeout")),
+        "{reason:?}"
+    );
+}
+
+async fn kick_ends_one_session_and_kick_all_ends_every_one(store: Arc<dyn RevocationStore>) {
+    let auth = auth(&store);
+    let s = auth.sessions();
+    let a = s.login("alice", "web", &claims()).await.unwrap();
+    let b = s.login("alice", "mobile", &claims()).await.unwrap();
+    let c = s.login("alice", "tablet", &claims()).await.unwrap();
+    let bob = s.login("bob", "web", &claims()).await.unwrap();
+    assert!(s.kick("alice", &a.session_id).await.unwrap());
+    assert!(!s.kick("alice", &a.session_id).await.unwrap());
+    assert_revoked(&auth, &a.access_token, "kicked").await;
+    assert_ok(&auth, &b.access_token).await;
+    assert_eq!(s.kick_all("alice").await.unwrap(), 2);
+    assert_revoked(&auth, &b.access_token, "kicked").await;
+    assert_revoked(&auth, &c.access_token, "kicked").await;
+    assert_ok(&auth, &bob.access_token).await;
+    assert!(s.list("alice").await.unwrap().is_empty());
+}
+
+async fn logout_ends_the_callers_session(store: Arc<dyn RevocationStore>) {
+    let auth = auth(&store);
+    let s = auth.sessions();
+    let a = s.login("alice", "web", &claims()).await.unwrap();
+    let b = s.login("alice", "mobile", &claims()).await.unwrap();
+    let who = auth.verify(&a.access_token).unwrap();
+    s.logout(&who).await.unwrap();
+    assert_revoked(&auth, &a.access_token, "token_revoked").await;
+    assert!(matches!(
+        s.refresh(&a.refresh_token).await,
+        Err(SessionError::SessionEnded(_))
+    ));
+    assert_ok(&auth, &b.access_token).await;
+    // A second access token of the same session (from a refresh) is refused too.
+    let listed = s.list("alice").await.unwrap();
+    assert_eq!(listed.len(), 1);
+}
+
+async fn logout_all_ends_every_session_and_refresh_token(store: Arc<dyn RevocationStore>) {
+    let auth = auth(&store);
+    let s = auth.sessions();
+    let a = s.login("alice", "web", &claims()).await.unwrap();
+    let b = s.login("alice", "mobile", &claims()).await.unwrap();
+    s.logout_all("alice").await.unwrap();
+    assert_revoked(&auth, &a.access_token, "logged_out_everywhere").await;
+    assert!(s.list("alice").await.unwrap().is_empty());
+    assert!(s.refresh(&b.refresh_token).await.is_err());
+}
+
+async fn refresh_rotates_and_reuse_ends_the_session(store: Arc<dyn RevocationStore>) {
+    let auth = auth(&store);
+    let s = auth.sessions();
+    let login = s.login("alice", "web", &claims()).await.unwrap();
+    let first = s.refresh_with(&login.refresh_token, &claims()).await.unwrap();
+    assert_ne!(first.refresh_token, login.refresh_token);
+    assert_eq!(first.session_id, login.session_id);
+    assert_ok(&auth, &first.access_token).await;
+    let second = s.refresh_with(&first.refresh_token, &claims()).await.unwrap();
+    assert_ok(&auth, &second.access_token).await;
+    // The first refresh token again: theft. The whole session ends.
+    assert!(matches!(
+        s.refresh(&login.refresh_token).await,
+        Err(SessionError::RefreshReused)
+    ));
+    assert_revoked(&auth, &second.access_token, "refresh_reuse").await;
+    assert!(s.refresh(&second.refresh_token).await.is_err());
+    // A forged secret for the current generation is refused and changes nothing.
+    let other = s.login("alice", "mobile", &claims()).await.unwrap();
+    let mut parts: Vec<&str> = other.refresh_token.split('.').collect();
+    parts[3] = "forgedsecret";
+    assert!(matches!(
+        s.refresh(&parts.join(".")).await,
+        Err(SessionError::InvalidRefreshToken)
+    ));
+    assert_ok(&auth, &other.access_token).await;
+    s.refresh(&other.refresh_token).await.unwrap();
+    for garbage in ["", "a.b", "...", "YWxpY2U.x.notanumber.y"] {
+        assert!(s.refresh(garbage).await.is_err());
+    }
+}
+
+async fn two_concurrent_refreshes_of_one_token_have_one_winner(store: Arc<dyn RevocationStore>) {
+    let auth = auth(&store);
+    let s = auth.sessions();
+    for round in 0..5 {
+        let login = s
+            .login(&format!("racer{round}"), "web", &claims())
+            .await
+            .unwrap();
+        let (a, b) = tokio::join!(
+            tokio::spawn({
+                let s = s.clone();
+                let t = login.refresh_token.clone();
+                async move { s.refresh(&t).await }
+            }),
+            tokio::spawn({
+                let s = s.clone();
+                let t = login.refresh_token.clone();
+                async move { s.refresh(&t).await }
+            })
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(
+            usize::from(a.is_ok()) + usize::from(b.is_ok()),
+            1,
+            "round {round}: {a:?} {b:?}"
+        );
+    }
+}
+
+async fn one_time_tokens_are_consumed_exactly_once(store: Arc<dyn RevocationStore>) {
+    let auth = auth(&store);
+    let s = auth.sessions();
+    let token = s
+        .one_time_token("password-reset", "alice", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(s
+        .consume_one_time_token("email-verify", &token)
+        .await
+        .is_err());
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let s = s.clone();
+        let token = token.clone();
+        tasks.push(tokio::spawn(async move {
+            s.consume_one_time_token("password-reset", &token).await
+        }));
+    }
+    let mut winners = Vec::new();
+    for t in tasks {
+        if let Ok(subject) = t.await.unwrap() {
+            winners.push(subject);
+        }
+    }
+    assert_eq!(winners, vec!["alice".to_owned()]);
+    // Expired tokens are refused.
+    let short = s
+        .one_time_token("email-verify", "bob", Duration::from_millis(300))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(s.consume_one_time_token("email-verify", &short).await.is_err());
+}
+
+async fn session_ids_are_unique_and_listed_with_their_device(store: Arc<dyn RevocationStore>) {
+    let auth = auth(&store);
+    let s = auth.sessions();
+    let mut ids = HashSet::new();
+    for device in ["web", "mobile", "cli"] {
+        ids.insert(s.login("alice", device, &claims()).await.unwrap().session_id);
+    }
+    assert_eq!(ids.len(), 3);
+    let listed = s.list("alice").await.unwrap();
+    let devices: HashSet<&str> = listed.iter().map(|i| i.device.as_str()).collect();
+    assert_eq!(devices, HashSet::from(["web", "mobile", "cli"]));
+    for info in &listed {
+        assert!(ids.contains(&info.session_id));
+        assert!(info.expires_at > info.created_at);
+    }
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod memory_store {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let store: std::sync::Arc<dyn tower_jwt_auth::RevocationStore> =
+                        std::sync::Arc::new(tower_jwt_auth::MemoryStore::new());
+                    super::$name(store).await;
+                }
+            )*
+        }
+
+        #[cfg(feature = "redis")]
+        mod redis_store {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let server = crate::common::redis_server::RedisServer::start();
+                    let store = tower_jwt_auth::RedisStore::connect(&server.url()).await.unwrap();
+                    let store: std::sync::Arc<dyn tower_jwt_auth::RevocationStore> =
+                        std::sync::Arc::new(store);
+                    super::$name(store).await;
+                    drop(server);
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    revoking_one_token_rejects_only_that_token,
+    tokens_without_jti_are_revoked_by_their_hash,
+    deny_entries_expire_with_the_token,
+    revoked_token_stays_revoked_through_the_leeway,
+    logout_everywhere_revokes_tokens_issued_up_to_now,
+    ban_rejects_tokens_and_unban_restores_them,
+    timed_ban_ends_by_itself,
+    ban_ends_sessions_and_blocks_login,
+    subjects_with_special_characters_are_kept_apart,
+    concurrent_checks_and_revocations_lose_nothing,
+    device_limit_evicts_the_oldest_session,
+    device_limit_can_reject_new_logins,
+    a_second_login_on_the_same_device_replaces_the_first,
+    fifty_concurrent_logins_never_exceed_the_limit,
+    idle_sessions_end_and_activity_keeps_them_alive,
+    absolute_lifetime_caps_a_busy_session,
+    kick_ends_one_session_and_kick_all_ends_every_one,
+    logout_ends_the_callers_session,
+    logout_all_ends_every_session_and_refresh_token,
+    refresh_rotates_and_reuse_ends_the_session,
+    two_concurrent_refreshes_of_one_token_have_one_winner,
+    one_time_tokens_are_consumed_exactly_once,
+    session_ids_are_unique_and_listed_with_their_device,
+);
