@@ -60,7 +60,9 @@ impl<C> Clone for RequireLayer<C> {
 
 impl<C> fmt::Debug for RequireLayer<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RequireLayer").field("what", &self.what).finish()
+        f.debug_struct("RequireLayer")
+            .field("what", &self.what)
+            .finish()
     }
 }
 

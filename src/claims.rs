@@ -162,7 +162,7 @@ fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error
     match Option::<Num>::deserialize(d)? {
         None => Ok(None),
         Some(Num::Int(n)) => Ok(Some(n)),
-        Some(Num::Float(f)) if f.is_finite() && f >= 0.0 && f < 1e15 => Ok(Some(f as u64)),
+        Some(Num::Float(f)) if (0.0..1e15).contains(&f) => Ok(Some(f as u64)),
         Some(Num::Float(_)) => Err(serde::de::Error::custom("invalid NumericDate")),
     }
 }

@@ -112,10 +112,7 @@ impl fmt::Debug for Keys {
             }
         }
         f.debug_struct("Keys")
-            .field(
-                "verify",
-                &self.verify.iter().map(Key).collect::<Vec<_>>(),
-            )
+            .field("verify", &self.verify.iter().map(Key).collect::<Vec<_>>())
             .field(
                 "sign",
                 &self

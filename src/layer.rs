@@ -19,9 +19,7 @@ use crate::claims::Authenticated;
 use crate::error::{AuthError, ErrorKind};
 use crate::keys::{ensure_crypto_provider, Keys};
 use crate::source::TokenSource;
-use crate::store::{
-    CheckRequest, LimitPolicy, RevocationStore, StoreError, StoreFuture, Verdict,
-};
+use crate::store::{CheckRequest, LimitPolicy, RevocationStore, StoreError, StoreFuture, Verdict};
 use crate::verify::{RegisteredClaim, Rules};
 
 type Validator<C> = Arc<dyn Fn(&Authenticated<C>) -> Result<(), AuthError> + Send + Sync>;
@@ -445,7 +443,8 @@ impl<C> JwtAuth<C> {
     /// `cooldown` (default 5 and 1 s); then one probe request tries the store.
     #[must_use]
     pub fn circuit_breaker(self, failures: u32, cooldown: Duration) -> Self {
-        setter!(self, |i| i.breaker = Arc::new(Breaker::new(failures, cooldown)))
+        setter!(self, |i| i.breaker =
+            Arc::new(Breaker::new(failures, cooldown)))
     }
 
     /// The longest lifetime of any accepted token (default 24 h): a
@@ -633,7 +632,6 @@ impl<C: DeserializeOwned> JwtAuth<C> {
             .await
             .map_err(RevokeError::Store)
     }
-
 }
 
 /// Why [`JwtAuth::revoke`] failed.
@@ -716,20 +714,19 @@ where
                 return ResponseFuture::inner(self.inner.call(req));
             }
             Ok(None) => {
-                return ResponseFuture::reject(inner, AuthError::new(ErrorKind::MissingToken, "no bearer token"));
+                return ResponseFuture::reject(
+                    inner,
+                    AuthError::new(ErrorKind::MissingToken, "no bearer token"),
+                );
             }
             Err(err) => return ResponseFuture::reject(inner, err),
         };
-        let verified = crate::verify::verify::<C>(
-            token,
-            &inner.keys,
-            &inner.rules,
-            inner.store.is_some(),
-        )
-        .and_then(|auth| match &self.auth.validator {
-            Some(validator) => validator(&auth).map(|()| auth),
-            None => Ok(auth),
-        });
+        let verified =
+            crate::verify::verify::<C>(token, &inner.keys, &inner.rules, inner.store.is_some())
+                .and_then(|auth| match &self.auth.validator {
+                    Some(validator) => validator(&auth).map(|()| auth),
+                    None => Ok(auth),
+                });
         let auth = match verified {
             Ok(auth) => auth,
             Err(err) => return ResponseFuture::reject(inner, err),
@@ -741,7 +738,10 @@ where
         };
 
         if !inner.breaker.allow() {
-            inner.counters.short_circuited.fetch_add(1, Ordering::Relaxed);
+            inner
+                .counters
+                .short_circuited
+                .fetch_add(1, Ordering::Relaxed);
             return match inner.failure_mode {
                 FailureMode::Closed => ResponseFuture::reject(
                     inner,
@@ -749,7 +749,9 @@ where
                 ),
                 FailureMode::Open => {
                     inner.counters.failed_open.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!("revocation store circuit open: accepting token unchecked (fail open)");
+                    tracing::warn!(
+                        "revocation store circuit open: accepting token unchecked (fail open)"
+                    );
                     req.extensions_mut().insert(auth);
                     ResponseFuture::inner(self.inner.call(req))
                 }
@@ -763,6 +765,7 @@ where
             session_id: auth.registered.sid.clone(),
             touch_interval: inner.sessions.touch_interval(),
             idle_timeout: inner.sessions.idle_timeout,
+            marker_ttl: inner.marker_ttl(),
         });
         req.extensions_mut().insert(auth);
         // The future owns the service that was made ready; we keep a fresh clone.
@@ -821,7 +824,9 @@ where
             State::Inner { .. } => "inner",
             State::Rejected { .. } => "rejected",
         };
-        f.debug_struct("ResponseFuture").field("state", &state).finish()
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
     }
 }
 
@@ -934,7 +939,11 @@ mod tests {
     fn layer_service_and_future_are_send_sync_where_they_must_be() {
         #[derive(Clone, serde::Deserialize)]
         struct C;
-        type Svc = tower::util::BoxCloneSyncService<Request<String>, Response<String>, std::convert::Infallible>;
+        type Svc = tower::util::BoxCloneSyncService<
+            Request<String>,
+            Response<String>,
+            std::convert::Infallible,
+        >;
         assert_send_sync::<JwtAuth<C>>();
         assert_send_sync::<JwtAuthService<Svc, C>>();
         fn assert_send<T: Send>() {}

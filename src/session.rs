@@ -267,7 +267,11 @@ impl<C> Sessions<C> {
         let mut object = match serde_json::to_value(claims) {
             Ok(serde_json::Value::Object(map)) => map,
             Ok(serde_json::Value::Null) => serde_json::Map::new(),
-            Ok(_) => return Err(SessionError::Issue("claims must serialize to a JSON object".into())),
+            Ok(_) => {
+                return Err(SessionError::Issue(
+                    "claims must serialize to a JSON object".into(),
+                ))
+            }
             Err(e) => return Err(SessionError::Issue(e.to_string())),
         };
         let iat = unix_millis() / 1000;
@@ -302,7 +306,11 @@ impl<C> Sessions<C> {
     /// # Errors
     ///
     /// See [`issue_with_session`](Self::issue_with_session).
-    pub fn issue(&self, subject: &str, claims: &impl Serialize) -> Result<IssuedToken, SessionError> {
+    pub fn issue(
+        &self,
+        subject: &str,
+        claims: &impl Serialize,
+    ) -> Result<IssuedToken, SessionError> {
         self.issue_with_session(subject, None, claims)
     }
 
@@ -488,10 +496,7 @@ impl<C> Sessions<C> {
     ///
     /// When the store fails.
     pub async fn ban(&self, subject: &str, duration: Option<Duration>) -> Result<(), SessionError> {
-        Ok(self
-            .store()?
-            .ban(subject, duration, self.markers())
-            .await?)
+        Ok(self.store()?.ban(subject, duration, self.markers()).await?)
     }
 
     /// Lift a ban. Returns whether one was in force.

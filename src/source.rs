@@ -57,9 +57,9 @@ fn too_large() -> AuthError {
 pub(crate) fn is_b64token(token: &[u8]) -> bool {
     let body_len = token.len() - token.iter().rev().take_while(|&&b| b == b'=').count();
     body_len > 0
-        && token[..body_len]
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+        && token[..body_len].iter().all(|&b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
 }
 
 /// Parse one `Authorization` value. `Ok(None)` for another scheme.
@@ -134,7 +134,10 @@ fn find_cookie<'h>(
     for header in headers.get_all(COOKIE) {
         let bytes = header.as_bytes();
         if bytes.len() > max_len + 8 * 1024 {
-            return Err(AuthError::new(ErrorKind::TokenTooLarge, "cookie header too large"));
+            return Err(AuthError::new(
+                ErrorKind::TokenTooLarge,
+                "cookie header too large",
+            ));
         }
         for pair in bytes.split(|&b| b == b';') {
             let pair = trim_start_spaces(pair);
@@ -174,7 +177,9 @@ pub(crate) fn extract<'h>(
                 let mut values = headers.get_all(AUTHORIZATION).iter();
                 match (values.next(), values.next()) {
                     (None, _) => None,
-                    (Some(_), Some(_)) => return Err(invalid("more than one Authorization header")),
+                    (Some(_), Some(_)) => {
+                        return Err(invalid("more than one Authorization header"))
+                    }
                     (Some(value), None) => parse_authorization(value.as_bytes(), max_len)?,
                 }
             }

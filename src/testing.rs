@@ -47,7 +47,9 @@ impl<C: serde::de::DeserializeOwned> JwtAuth<C> {
     pub fn test_token_expired(&self, subject: &str, claims: &impl Serialize) -> String {
         let mut object = serde_json::to_value(claims).expect("claims must serialize");
         let past = crate::store::unix_millis() / 1000 - 3600 - self.inner.rules.leeway;
-        let map = object.as_object_mut().expect("claims must be a JSON object");
+        let map = object
+            .as_object_mut()
+            .expect("claims must be a JSON object");
         map.insert("iat".into(), (past - 60).into());
         map.insert("exp".into(), past.into());
         self.sign_raw(subject, &object)
@@ -69,7 +71,9 @@ impl<C: serde::de::DeserializeOwned> JwtAuth<C> {
     fn sign_raw(&self, subject: &str, object: &serde_json::Value) -> String {
         let sign = self.inner.keys.sign.as_ref().expect("no signing key");
         let mut object = object.clone();
-        let map = object.as_object_mut().expect("claims must be a JSON object");
+        let map = object
+            .as_object_mut()
+            .expect("claims must be a JSON object");
         map.insert("sub".into(), subject.into());
         map.insert("jti".into(), crate::util::random_token(16).into());
         if let Some(iss) = self.inner.rules.issuers.first() {

@@ -187,12 +187,20 @@ pub(crate) fn verify<C: DeserializeOwned>(
         ));
     }
     let alg: Algorithm = header.alg.parse().map_err(|_| {
-        AuthError::new(ErrorKind::AlgorithmNotAllowed, "token algorithm not allowed")
+        AuthError::new(
+            ErrorKind::AlgorithmNotAllowed,
+            "token algorithm not allowed",
+        )
     })?;
     if let Some(want) = &rules.typ {
         match &header.typ {
             Some(got) if typ_matches(got, want) => {}
-            _ => return Err(AuthError::new(ErrorKind::WrongType, "token type not accepted")),
+            _ => {
+                return Err(AuthError::new(
+                    ErrorKind::WrongType,
+                    "token type not accepted",
+                ))
+            }
         }
     }
     let kid = header.kid.as_deref();
@@ -214,8 +222,13 @@ pub(crate) fn verify<C: DeserializeOwned>(
     }
     if !tried {
         return Err(match kid {
-            Some(k) if !keys.knows_kid(k) => AuthError::new(ErrorKind::UnknownKey, "unknown key id"),
-            _ => AuthError::new(ErrorKind::AlgorithmNotAllowed, "token algorithm not allowed"),
+            Some(k) if !keys.knows_kid(k) => {
+                AuthError::new(ErrorKind::UnknownKey, "unknown key id")
+            }
+            _ => AuthError::new(
+                ErrorKind::AlgorithmNotAllowed,
+                "token algorithm not allowed",
+            ),
         });
     }
     if !verified {
@@ -271,7 +284,10 @@ fn check_claims(reg: &RawRegistered<'_>, rules: &Rules, now: u64) -> Result<(), 
     }
     if let Some(nbf) = reg.nbf {
         if now.saturating_add(rules.leeway) < nbf {
-            return Err(AuthError::new(ErrorKind::NotYetValid, "token not yet valid"));
+            return Err(AuthError::new(
+                ErrorKind::NotYetValid,
+                "token not yet valid",
+            ));
         }
     }
     // Configuring an issuer or audience makes the claim required: a token that
@@ -279,7 +295,12 @@ fn check_claims(reg: &RawRegistered<'_>, rules: &Rules, now: u64) -> Result<(), 
     if !rules.issuers.is_empty() {
         match &reg.iss {
             Some(iss) if rules.issuers.iter().any(|i| i == iss) => {}
-            _ => return Err(AuthError::new(ErrorKind::WrongIssuer, "token issuer not accepted")),
+            _ => {
+                return Err(AuthError::new(
+                    ErrorKind::WrongIssuer,
+                    "token issuer not accepted",
+                ))
+            }
         }
     }
     if !rules.audiences.is_empty() {
@@ -304,7 +325,9 @@ mod tests {
     #[test]
     fn precheck_wants_three_base64url_parts() {
         assert!(precheck("a.b.c", 100).is_ok());
-        for bad in ["a.b", "a.b.c.d", "a..c", ".b.c", "a.b.", "a.b=.c", "a.b+.c", "a b.c.d", ""] {
+        for bad in [
+            "a.b", "a.b.c.d", "a..c", ".b.c", "a.b.", "a.b=.c", "a.b+.c", "a b.c.d", "",
+        ] {
             assert_eq!(
                 precheck(bad, 100).unwrap_err().kind(),
                 ErrorKind::Malformed,

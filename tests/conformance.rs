@@ -88,6 +88,7 @@ fn check_request(subject: &str, id: &str) -> CheckRequest {
         session_id: None,
         touch_interval: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(10),
+        marker_ttl: Duration::from_secs(60),
     }
 }
 
@@ -126,10 +127,16 @@ async fn deny_entries_expire_with_the_token(store: Arc<dyn RevocationStore>) {
         .deny_token("alice", "short-lived", Duration::from_millis(700))
         .await
         .unwrap();
-    let verdict = store.check(check_request("alice", "short-lived")).await.unwrap();
+    let verdict = store
+        .check(check_request("alice", "short-lived"))
+        .await
+        .unwrap();
     assert_ne!(verdict, tower_jwt_auth::store::Verdict::Valid);
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let verdict = store.check(check_request("alice", "short-lived")).await.unwrap();
+    let verdict = store
+        .check(check_request("alice", "short-lived"))
+        .await
+        .unwrap();
     assert_eq!(verdict, tower_jwt_auth::store::Verdict::Valid);
 }
 
@@ -188,7 +195,9 @@ async fn timed_ban_ends_by_itself(store: Arc<dyn RevocationStore>) {
     let auth = auth(&store);
     let s = auth.sessions();
     let token = s.issue("mallory", &claims()).unwrap().token;
-    s.ban("mallory", Some(Duration::from_millis(800))).await.unwrap();
+    s.ban("mallory", Some(Duration::from_millis(800)))
+        .await
+        .unwrap();
     assert_revoked(&auth, &token, "banned").await;
     assert!(matches!(
         s.login("mallory", "web", &claims()).await,
@@ -332,7 +341,9 @@ async fn fifty_concurrent_logins_never_exceed_the_limit(store: Arc<dyn Revocatio
     for i in 0..50 {
         let s = auth.sessions();
         tasks.push(tokio::spawn(async move {
-            s.login("alice", &format!("device{i}"), &claims()).await.unwrap()
+            s.login("alice", &format!("device{i}"), &claims())
+                .await
+                .unwrap()
         }));
     }
     let mut logins = Vec::new();
@@ -384,7 +395,10 @@ async fn absolute_lifetime_caps_a_busy_session(store: Arc<dyn RevocationStore>) 
     let (status, reason) = call(&auth, &login.access_token).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(
-        matches!(reason.as_deref(), Some("session_expired") | Some("idle_timeout")),
+        matches!(
+            reason.as_deref(),
+            Some("session_expired") | Some("idle_timeout")
+        ),
         "{reason:?}"
     );
 }
@@ -440,11 +454,17 @@ async fn refresh_rotates_and_reuse_ends_the_session(store: Arc<dyn RevocationSto
     let auth = auth(&store);
     let s = auth.sessions();
     let login = s.login("alice", "web", &claims()).await.unwrap();
-    let first = s.refresh_with(&login.refresh_token, &claims()).await.unwrap();
+    let first = s
+        .refresh_with(&login.refresh_token, &claims())
+        .await
+        .unwrap();
     assert_ne!(first.refresh_token, login.refresh_token);
     assert_eq!(first.session_id, login.session_id);
     assert_ok(&auth, &first.access_token).await;
-    let second = s.refresh_with(&first.refresh_token, &claims()).await.unwrap();
+    let second = s
+        .refresh_with(&first.refresh_token, &claims())
+        .await
+        .unwrap();
     assert_ok(&auth, &second.access_token).await;
     // The first refresh token again: theft. The whole session ends.
     assert!(matches!(
@@ -529,7 +549,10 @@ async fn one_time_tokens_are_consumed_exactly_once(store: Arc<dyn RevocationStor
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(s.consume_one_time_token("email-verify", &short).await.is_err());
+    assert!(s
+        .consume_one_time_token("email-verify", &short)
+        .await
+        .is_err());
 }
 
 async fn session_ids_are_unique_and_listed_with_their_device(store: Arc<dyn RevocationStore>) {
@@ -537,7 +560,12 @@ async fn session_ids_are_unique_and_listed_with_their_device(store: Arc<dyn Revo
     let s = auth.sessions();
     let mut ids = HashSet::new();
     for device in ["web", "mobile", "cli"] {
-        ids.insert(s.login("alice", device, &claims()).await.unwrap().session_id);
+        ids.insert(
+            s.login("alice", device, &claims())
+                .await
+                .unwrap()
+                .session_id,
+        );
     }
     assert_eq!(ids.len(), 3);
     let listed = s.list("alice").await.unwrap();

@@ -84,7 +84,9 @@ fn full_contract(env: &[(&str, &str)]) {
     let first = login(addr, "alice", "alice-pw", "web");
     assert_eq!(first["token_type"], "Bearer");
     assert_eq!(first["expires_in"], 900);
-    assert!(first["refresh_token"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(first["refresh_token"]
+        .as_str()
+        .is_some_and(|s| !s.is_empty()));
     let sid = first["session_id"].as_str().unwrap().to_owned();
     let token = access(&first);
 
@@ -123,7 +125,10 @@ fn full_contract(env: &[(&str, &str)]) {
         &format!("GET /me HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer a b\r\n\r\n"),
     );
     assert_eq!(res.status, 400);
-    assert!(res.header("www-authenticate").unwrap().contains("invalid_request"));
+    assert!(res
+        .header("www-authenticate")
+        .unwrap()
+        .contains("invalid_request"));
 
     // Any token signed with the secret and the right iss/aud is accepted.
     let foreign = foreign_token(json!({
@@ -192,7 +197,10 @@ fn full_contract(env: &[(&str, &str)]) {
     let res = request(addr, "GET", "/sessions", Some(&access(&third)), None);
     let list = res.json();
     assert!(
-        list.as_array().unwrap().iter().all(|s| s["session_id"] != sid.as_str()),
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["session_id"] != sid.as_str()),
         "{list}"
     );
 
@@ -209,9 +217,18 @@ fn full_contract(env: &[(&str, &str)]) {
 
     // Admin routes: 403 for a user, 204 for the admin.
     let admin = access(&login(addr, "admin", "admin-pw", "web"));
-    let res = request(addr, "POST", "/admin/users/alice/kick", Some(&access(&fifth)), None);
+    let res = request(
+        addr,
+        "POST",
+        "/admin/users/alice/kick",
+        Some(&access(&fifth)),
+        None,
+    );
     assert_eq!(res.status, 403);
-    assert!(res.header("www-authenticate").unwrap().contains("insufficient_scope"));
+    assert!(res
+        .header("www-authenticate")
+        .unwrap()
+        .contains("insufficient_scope"));
     assert_eq!(res.json()["error"], "insufficient_scope");
     let res = request(addr, "POST", "/admin/users/alice/kick", Some(&admin), None);
     assert_eq!(res.status, 204);
@@ -326,7 +343,14 @@ mod with_redis {
         let other = access(&super::login(&b.addr, "alice", "alice-pw", "web"));
         let admin = access(&super::login(&b.addr, "admin", "admin-pw", "web"));
         assert_eq!(
-            request(&b.addr, "POST", "/admin/users/alice/kick", Some(&admin), None).status,
+            request(
+                &b.addr,
+                "POST",
+                "/admin/users/alice/kick",
+                Some(&admin),
+                None
+            )
+            .status,
             204
         );
         assert_rejected(&me(&a.addr, &other), "kicked");

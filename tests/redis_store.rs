@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::redis_server::RedisServer;
@@ -46,6 +45,7 @@ fn req(subject: &str, token: &str) -> CheckRequest {
         session_id: None,
         touch_interval: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(60),
+        marker_ttl: Duration::from_secs(60),
     }
 }
 
@@ -113,7 +113,10 @@ async fn live_ids(store: &RedisStore, subject: &str) -> Vec<String> {
 async fn a_token_on_the_deny_list_is_revoked_until_its_entry_expires() {
     let server = RedisServer::start();
     let store = store(&server).await;
-    assert_eq!(store.check(req("alice", "t1")).await.unwrap(), Verdict::Valid);
+    assert_eq!(
+        store.check(req("alice", "t1")).await.unwrap(),
+        Verdict::Valid
+    );
 
     store
         .deny_token("alice", "t1", Duration::from_millis(1200))
@@ -123,11 +126,17 @@ async fn a_token_on_the_deny_list_is_revoked_until_its_entry_expires() {
         store.check(req("alice", "t1")).await.unwrap(),
         revoked(RevocationReason::TokenRevoked)
     );
-    assert_eq!(store.check(req("alice", "t2")).await.unwrap(), Verdict::Valid);
+    assert_eq!(
+        store.check(req("alice", "t2")).await.unwrap(),
+        Verdict::Valid
+    );
     assert_eq!(store.check(req("bob", "t1")).await.unwrap(), Verdict::Valid);
 
     tokio::time::sleep(Duration::from_millis(1400)).await;
-    assert_eq!(store.check(req("alice", "t1")).await.unwrap(), Verdict::Valid);
+    assert_eq!(
+        store.check(req("alice", "t1")).await.unwrap(),
+        Verdict::Valid
+    );
 }
 
 #[tokio::test]
@@ -169,7 +178,10 @@ async fn tokens_issued_at_or_before_the_not_before_mark_are_revoked() {
     assert_eq!(store.check(at(Some(mark - 10))).await.unwrap(), everywhere);
     assert_eq!(store.check(at(Some(mark))).await.unwrap(), everywhere);
     assert_eq!(store.check(at(None)).await.unwrap(), everywhere);
-    assert_eq!(store.check(at(Some(mark + 1))).await.unwrap(), Verdict::Valid);
+    assert_eq!(
+        store.check(at(Some(mark + 1))).await.unwrap(),
+        Verdict::Valid
+    );
     assert_eq!(store.check(req("bob", "t")).await.unwrap(), Verdict::Valid);
 
     // A later call with a lower mark never lowers it.
@@ -224,22 +236,34 @@ async fn a_not_before_mark_with_keep_for_lapses_by_itself() {
 async fn a_ban_revokes_every_token_ends_sessions_and_refuses_logins_until_lifted() {
     let server = RedisServer::start();
     let store = store(&server).await;
-    store.create_session(session("alice", "s1", "web")).await.unwrap();
+    store
+        .create_session(session("alice", "s1", "web"))
+        .await
+        .unwrap();
     store.ban("alice", None, MARKERS).await.unwrap();
 
     let banned = revoked(RevocationReason::Banned { until: None });
     assert_eq!(store.check(req("alice", "any")).await.unwrap(), banned);
     assert_eq!(store.check(sreq("alice", "s1")).await.unwrap(), banned);
     assert_eq!(
-        store.create_session(session("alice", "s2", "web")).await.unwrap(),
+        store
+            .create_session(session("alice", "s2", "web"))
+            .await
+            .unwrap(),
         CreateOutcome::Banned { until: None }
     );
     assert!(live_ids(&store, "alice").await.is_empty());
-    assert_eq!(store.check(req("bob", "any")).await.unwrap(), Verdict::Valid);
+    assert_eq!(
+        store.check(req("bob", "any")).await.unwrap(),
+        Verdict::Valid
+    );
 
     assert!(store.unban("alice").await.unwrap());
     assert!(!store.unban("alice").await.unwrap());
-    assert_eq!(store.check(req("alice", "any")).await.unwrap(), Verdict::Valid);
+    assert_eq!(
+        store.check(req("alice", "any")).await.unwrap(),
+        Verdict::Valid
+    );
     assert_eq!(
         store.check(sreq("alice", "s1")).await.unwrap(),
         ended(SessionEnd::Banned)
@@ -266,11 +290,17 @@ async fn a_timed_ban_reports_its_end_and_lapses_by_itself() {
         "until {until}, expected about {expected}"
     );
     assert!(matches!(
-        store.create_session(session("alice", "s", "web")).await.unwrap(),
+        store
+            .create_session(session("alice", "s", "web"))
+            .await
+            .unwrap(),
         CreateOutcome::Banned { until: Some(_) }
     ));
     tokio::time::sleep(Duration::from_millis(1700)).await;
-    assert_eq!(store.check(req("alice", "t")).await.unwrap(), Verdict::Valid);
+    assert_eq!(
+        store.check(req("alice", "t")).await.unwrap(),
+        Verdict::Valid
+    );
     assert!(!store.unban("alice").await.unwrap());
 }
 
@@ -332,9 +362,15 @@ async fn evict_oldest_ends_the_oldest_session_when_the_limit_is_reached() {
         max_sessions: 2,
         ..session("alice", sid, "web")
     };
-    assert_eq!(store.create_session(limited("s1")).await.unwrap(), created(&[]));
+    assert_eq!(
+        store.create_session(limited("s1")).await.unwrap(),
+        created(&[])
+    );
     tokio::time::sleep(Duration::from_millis(5)).await;
-    assert_eq!(store.create_session(limited("s2")).await.unwrap(), created(&[]));
+    assert_eq!(
+        store.create_session(limited("s2")).await.unwrap(),
+        created(&[])
+    );
     tokio::time::sleep(Duration::from_millis(5)).await;
     assert_eq!(
         store.create_session(limited("s3")).await.unwrap(),
@@ -345,7 +381,10 @@ async fn evict_oldest_ends_the_oldest_session_when_the_limit_is_reached() {
         store.check(sreq("alice", "s1")).await.unwrap(),
         ended(SessionEnd::Replaced)
     );
-    assert_eq!(store.check(sreq("alice", "s2")).await.unwrap(), Verdict::Valid);
+    assert_eq!(
+        store.check(sreq("alice", "s2")).await.unwrap(),
+        Verdict::Valid
+    );
 }
 
 #[tokio::test]
@@ -373,7 +412,10 @@ async fn reject_new_refuses_a_login_at_the_limit_and_changes_nothing() {
         .end_session("alice", "s1", SessionEnd::LoggedOut, MARKERS)
         .await
         .unwrap();
-    assert_eq!(store.create_session(limited("s3")).await.unwrap(), created(&[]));
+    assert_eq!(
+        store.create_session(limited("s3")).await.unwrap(),
+        created(&[])
+    );
 }
 
 #[tokio::test]
@@ -521,7 +563,10 @@ async fn kicking_one_session_leaves_the_others_and_ending_all_reports_how_many()
     let server = RedisServer::start();
     let store = store(&server).await;
     for sid in ["s1", "s2", "s3"] {
-        store.create_session(session("alice", sid, "web")).await.unwrap();
+        store
+            .create_session(session("alice", sid, "web"))
+            .await
+            .unwrap();
     }
     assert!(store
         .end_session("alice", "s2", SessionEnd::Kicked, MARKERS)
@@ -535,7 +580,10 @@ async fn kicking_one_session_leaves_the_others_and_ending_all_reports_how_many()
         store.check(sreq("alice", "s2")).await.unwrap(),
         ended(SessionEnd::Kicked)
     );
-    assert_eq!(store.check(sreq("alice", "s1")).await.unwrap(), Verdict::Valid);
+    assert_eq!(
+        store.check(sreq("alice", "s1")).await.unwrap(),
+        Verdict::Valid
+    );
 
     assert_eq!(
         store
@@ -567,9 +615,17 @@ async fn kicking_one_session_leaves_the_others_and_ending_all_reports_how_many()
 async fn a_short_marker_leaves_an_unknown_reason_behind() {
     let server = RedisServer::start();
     let store = store(&server).await;
-    store.create_session(session("alice", "s1", "web")).await.unwrap();
     store
-        .end_session("alice", "s1", SessionEnd::LoggedOut, Duration::from_millis(200))
+        .create_session(session("alice", "s1", "web"))
+        .await
+        .unwrap();
+    store
+        .end_session(
+            "alice",
+            "s1",
+            SessionEnd::LoggedOut,
+            Duration::from_millis(200),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -619,8 +675,14 @@ async fn listing_shows_live_sessions_oldest_first_with_their_deadlines() {
 async fn log_out_everywhere_ends_every_session_with_its_reason() {
     let server = RedisServer::start();
     let store = store(&server).await;
-    store.create_session(session("alice", "s1", "web")).await.unwrap();
-    store.create_session(session("alice", "s2", "app")).await.unwrap();
+    store
+        .create_session(session("alice", "s1", "web"))
+        .await
+        .unwrap();
+    store
+        .create_session(session("alice", "s2", "app"))
+        .await
+        .unwrap();
     store
         .revoke_subject("alice", now_secs() - 3600, None, MARKERS)
         .await
@@ -632,8 +694,14 @@ async fn log_out_everywhere_ends_every_session_with_its_reason() {
         ended(SessionEnd::LoggedOutEverywhere)
     );
     // A login after the mark works.
-    store.create_session(session("alice", "s3", "web")).await.unwrap();
-    assert_eq!(store.check(sreq("alice", "s3")).await.unwrap(), Verdict::Valid);
+    store
+        .create_session(session("alice", "s3", "web"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.check(sreq("alice", "s3")).await.unwrap(),
+        Verdict::Valid
+    );
 }
 
 // --- refresh rotation ----------------------------------------------------------
@@ -642,7 +710,10 @@ async fn log_out_everywhere_ends_every_session_with_its_reason() {
 async fn refresh_rotation_advances_the_generation_and_a_reused_token_ends_the_session() {
     let server = RedisServer::start();
     let store = store(&server).await;
-    store.create_session(session("alice", "s1", "web")).await.unwrap();
+    store
+        .create_session(session("alice", "s1", "web"))
+        .await
+        .unwrap();
     assert_eq!(
         store
             .rotate_refresh(rotation("alice", "s1", 0, "rt-s1-0", "h1"))
@@ -682,7 +753,10 @@ async fn refresh_rotation_advances_the_generation_and_a_reused_token_ends_the_se
 async fn a_wrong_refresh_hash_or_a_future_generation_is_invalid_and_changes_nothing() {
     let server = RedisServer::start();
     let store = store(&server).await;
-    store.create_session(session("alice", "s1", "web")).await.unwrap();
+    store
+        .create_session(session("alice", "s1", "web"))
+        .await
+        .unwrap();
     for (generation, presented) in [(0, "wrong"), (5, "rt-s1-0"), (1, "rt-s1-0")] {
         assert_eq!(
             store
@@ -707,7 +781,10 @@ async fn of_two_concurrent_rotations_of_one_token_exactly_one_wins() {
     let store = store(&server).await;
     for round in 0..10 {
         let sid = format!("s{round}");
-        store.create_session(session("alice", &sid, "web")).await.unwrap();
+        store
+            .create_session(session("alice", &sid, "web"))
+            .await
+            .unwrap();
         let presented = format!("rt-{sid}-0");
         let a = store.rotate_refresh(rotation("alice", &sid, 0, &presented, "a"));
         let b = store.rotate_refresh(rotation("alice", &sid, 0, &presented, "b"));
@@ -754,7 +831,11 @@ async fn a_one_time_token_is_taken_once_by_twenty_concurrent_takers() {
         .unwrap();
     assert_eq!(store.take_one_time("reset", "hash-2").await.unwrap(), None);
     assert_eq!(
-        store.take_one_time("verify", "hash-2").await.unwrap().as_deref(),
+        store
+            .take_one_time("verify", "hash-2")
+            .await
+            .unwrap()
+            .as_deref(),
         Some("bob")
     );
 }
@@ -825,7 +906,10 @@ async fn subjects_and_ids_with_special_characters_never_collide() {
 async fn each_check_costs_exactly_one_evalsha_and_nothing_else() {
     let server = RedisServer::start();
     let store = store(&server).await;
-    store.create_session(session("alice", "s1", "web")).await.unwrap();
+    store
+        .create_session(session("alice", "s1", "web"))
+        .await
+        .unwrap();
     store.check(req("alice", "warm-up")).await.unwrap();
 
     let before = server.commandstats();
@@ -862,14 +946,29 @@ async fn scripts_are_reloaded_after_script_flush() {
         .await
         .unwrap();
     let _: () = server.cmd(&["SCRIPT", "FLUSH"]);
-    let loads = server.commandstats().get("script|load").copied().unwrap_or(0);
+    let loads = server
+        .commandstats()
+        .get("script|load")
+        .copied()
+        .unwrap_or(0);
     assert_eq!(
         store.check(req("alice", "t")).await.unwrap(),
         revoked(RevocationReason::TokenRevoked)
     );
-    store.create_session(session("alice", "s", "web")).await.unwrap();
-    let after = server.commandstats().get("script|load").copied().unwrap_or(0);
-    assert_eq!(after - loads, 2, "check and create_session each reloaded once");
+    store
+        .create_session(session("alice", "s", "web"))
+        .await
+        .unwrap();
+    let after = server
+        .commandstats()
+        .get("script|load")
+        .copied()
+        .unwrap_or(0);
+    assert_eq!(
+        after - loads,
+        2,
+        "check and create_session each reloaded once"
+    );
 }
 
 #[tokio::test]
@@ -909,7 +1008,10 @@ async fn a_deny_entry_survives_a_restart_with_aof_and_the_store_reconnects_by_it
     };
     assert_eq!(verdict, revoked(RevocationReason::TokenRevoked));
     assert!(failures <= 1, "{failures} failed checks after the restart");
-    assert_eq!(store.check(req("alice", "other")).await.unwrap(), Verdict::Valid);
+    assert_eq!(
+        store.check(req("alice", "other")).await.unwrap(),
+        Verdict::Valid
+    );
     // Every pooled connection was replaced: many checks in a row all work.
     for _ in 0..10 {
         store.check(req("bob", "t")).await.unwrap();
@@ -948,7 +1050,10 @@ async fn revoking_writes_publish_an_event_on_the_events_channel() {
         .await
         .unwrap();
     assert_eq!(next().await, "deny\na:b");
-    store.create_session(session("alice", "s1", "web")).await.unwrap();
+    store
+        .create_session(session("alice", "s1", "web"))
+        .await
+        .unwrap();
     store
         .end_session("alice", "s1", SessionEnd::Kicked, MARKERS)
         .await
@@ -1033,7 +1138,10 @@ async fn a_prefix_with_braces_is_rejected_and_another_prefix_is_used_for_every_k
         .deny_token("alice", "t", Duration::from_secs(60))
         .await
         .unwrap();
-    store.create_session(session("alice", "s", "web")).await.unwrap();
+    store
+        .create_session(session("alice", "s", "web"))
+        .await
+        .unwrap();
     store
         .put_one_time("reset", "h", "alice", Duration::from_secs(60))
         .await
@@ -1047,7 +1155,16 @@ async fn a_prefix_with_braces_is_rejected_and_another_prefix_is_used_for_every_k
 #[tokio::test]
 async fn an_acl_user_and_a_database_number_from_the_url_are_used_and_the_password_never_shown() {
     let server = RedisServer::start();
-    let _: () = server.cmd(&["ACL", "SETUSER", "app", "on", ">s3cr3t-pw", "~*", "&*", "+@all"]);
+    let _: () = server.cmd(&[
+        "ACL",
+        "SETUSER",
+        "app",
+        "on",
+        ">s3cr3t-pw",
+        "~*",
+        "&*",
+        "+@all",
+    ]);
     let url = format!("redis://app:s3cr3t-pw@127.0.0.1:{}/3", server.port());
     let store = RedisStore::builder(&url)
         .startup_checks(false)
@@ -1114,6 +1231,12 @@ async fn a_store_over_an_existing_bb8_pool_works_the_same() {
         store.check(req("alice", "t")).await.unwrap(),
         revoked(RevocationReason::TokenRevoked)
     );
-    store.create_session(session("alice", "s", "web")).await.unwrap();
-    assert_eq!(store.check(sreq("alice", "s")).await.unwrap(), Verdict::Valid);
+    store
+        .create_session(session("alice", "s", "web"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.check(sreq("alice", "s")).await.unwrap(),
+        Verdict::Valid
+    );
 }

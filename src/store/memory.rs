@@ -278,7 +278,16 @@ impl MemoryStore {
                 .get(sid)
                 .is_some_and(|s| s.lapsed(now).is_none());
             if !live {
-                let why = subject.ended_reason(sid, now).unwrap_or(SessionEnd::Unknown);
+                let lapsed = subject.sessions.contains_key(sid);
+                let why = subject
+                    .ended_reason(sid, now)
+                    .unwrap_or(SessionEnd::Unknown);
+                if lapsed {
+                    // Keep telling later requests why, as after a kick.
+                    subject
+                        .ended
+                        .insert(sid.clone(), (why, now + req.marker_ttl));
+                }
                 return Verdict::Revoked(RevocationReason::SessionEnded(why));
             }
             let session = subject.sessions.get_mut(sid).expect("checked live above");
@@ -556,6 +565,7 @@ mod tests {
             session_id: None,
             touch_interval: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(4),
+            marker_ttl: Duration::from_secs(60),
         }
     }
 
@@ -574,7 +584,10 @@ mod tests {
             Verdict::Revoked(RevocationReason::TokenRevoked)
         );
         tokio::time::advance(Duration::from_secs(11)).await;
-        assert_eq!(store.check(check("alice", "t5")).await.unwrap(), Verdict::Valid);
+        assert_eq!(
+            store.check(check("alice", "t5")).await.unwrap(),
+            Verdict::Valid
+        );
         store.sweep();
         assert!(store.is_empty(), "{} entries left", store.len());
     }

@@ -27,12 +27,12 @@ mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 
-pub use memory::MemoryStore;
-#[cfg(feature = "redis")]
-pub use self::redis::{RedisStore, RedisStoreBuilder, StartupFinding};
 #[cfg(feature = "redis")]
 #[doc(hidden)]
 pub use self::redis::encode_key_part;
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisStore, RedisStoreBuilder, StartupFinding};
+pub use memory::MemoryStore;
 
 /// A boxed future returned by [`RevocationStore`] methods.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -175,6 +175,9 @@ pub struct CheckRequest {
     pub touch_interval: Duration,
     /// The session idle timeout the deadline slides by.
     pub idle_timeout: Duration,
+    /// How long the marker of a session found lapsed is kept, so that later
+    /// requests are still told `idle_timeout` / `session_expired`.
+    pub marker_ttl: Duration,
 }
 
 /// The answer of [`RevocationStore::check`].

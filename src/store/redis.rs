@@ -202,7 +202,8 @@ end
 "#;
 
 /// KEYS: ban, deny, nbf, [sessions, session, ended]; ARGV: iat ('' if none),
-/// touch interval ms, encoded session id.
+/// touch interval ms, encoded session id, marker ttl ms (a lapsed session
+/// leaves a marker, like an ended one).
 ///
 /// Reply: `{0}` valid, `{1, until_secs | -1}` banned, `{2}` token denied,
 /// `{3}` logged out everywhere, `{4, "<SessionEnd code>"}` session ended.
@@ -227,11 +228,13 @@ if h[1] then
   end
   redis.call('DEL', KEYS[5])
   redis.call('ZREM', KEYS[4], ARGV[3])
+  redis.call('SET', KEYS[6], why, 'PX', ARGV[4])
   return {4, why}
 end
 local why = gone_reason(KEYS[4], ARGV[3], now)
 if why then
   redis.call('ZREM', KEYS[4], ARGV[3])
+  redis.call('SET', KEYS[6], why, 'PX', ARGV[4])
   return {4, why}
 end
 return {4, redis.call('GET', KEYS[6]) or 'session_ended'}
@@ -661,7 +664,9 @@ impl Target {
     fn from_info(info: &ConnectionInfo) -> Self {
         let settings = info.redis_settings();
         let (addr, host, tls) = match info.addr() {
-            ConnectionAddr::Tcp(host, port) => (format!("{host}:{port}"), Some(host.clone()), false),
+            ConnectionAddr::Tcp(host, port) => {
+                (format!("{host}:{port}"), Some(host.clone()), false)
+            }
             ConnectionAddr::TcpTls { host, port, .. } => {
                 (format!("{host}:{port}"), Some(host.clone()), true)
             }
@@ -698,7 +703,14 @@ impl fmt::Debug for Target {
             .field("tls", &self.tls)
             .field("db", &self.db)
             .field("username", &self.username)
-            .field("password", &if self.has_password { "[redacted]" } else { "none" })
+            .field(
+                "password",
+                &if self.has_password {
+                    "[redacted]"
+                } else {
+                    "none"
+                },
+            )
             .finish()
     }
 }
@@ -850,6 +862,9 @@ impl RedisStoreBuilder {
             .into_connection_info()
             .map_err(StoreError::unavailable)?;
         let target = Target::from_info(&info);
+        if target.tls {
+            ensure_crypto_provider()?;
+        }
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.connection_timeout))
             .set_response_timeout(Some(self.response_timeout));
@@ -876,6 +891,33 @@ impl RedisStoreBuilder {
         }
         Ok(store)
     }
+}
+
+/// redis-rs builds its rustls config from the process-wide crypto provider
+/// and panics when there is none: pick aws-lc-rs when it is compiled in,
+/// otherwise fail with an error instead of a panic.
+#[cfg(feature = "redis-tls")]
+fn ensure_crypto_provider() -> Result<(), StoreError> {
+    use rustls::crypto::CryptoProvider;
+    #[cfg(feature = "aws_lc_rs")]
+    if CryptoProvider::get_default().is_none() {
+        // Losing a race with another installer is fine: one is installed.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    }
+    if CryptoProvider::get_default().is_none() {
+        return Err(StoreError::unavailable(InvalidConfig(
+            "rediss:// needs a rustls CryptoProvider: enable the `aws_lc_rs` feature or call \
+             rustls::crypto::CryptoProvider::install_default() at startup"
+                .to_owned(),
+        )));
+    }
+    Ok(())
+}
+
+/// Without `redis-tls`, redis-rs itself refuses `rediss://` URLs.
+#[cfg(not(feature = "redis-tls"))]
+fn ensure_crypto_provider() -> Result<(), StoreError> {
+    Ok(())
 }
 
 fn validate_prefix(prefix: &str) -> Result<(), StoreError> {
@@ -914,7 +956,12 @@ impl RedisStore {
     /// [`connect`](Self::connect) or [`builder`](Self::builder).
     pub fn from_pool(pool: bb8::Pool<bb8_redis::RedisConnectionManager>) -> Self {
         let timeout = pool.config().connection_timeout;
-        Self::new(Pool::External(pool), DEFAULT_PREFIX.to_owned(), None, timeout)
+        Self::new(
+            Pool::External(pool),
+            DEFAULT_PREFIX.to_owned(),
+            None,
+            timeout,
+        )
     }
 
     /// [`from_pool`](Self::from_pool) with another key prefix (no `{` or `}`).
@@ -924,7 +971,12 @@ impl RedisStore {
     ) -> Result<Self, StoreError> {
         validate_prefix(prefix)?;
         let timeout = pool.config().connection_timeout;
-        Ok(Self::new(Pool::External(pool), prefix.to_owned(), None, timeout))
+        Ok(Self::new(
+            Pool::External(pool),
+            prefix.to_owned(),
+            None,
+            timeout,
+        ))
     }
 
     fn new(pool: Pool, prefix: String, target: Option<Target>, timeout: Duration) -> Self {
@@ -1079,7 +1131,8 @@ impl RedisStore {
             inv.key(self.key(&req.subject, KeyKind::Sessions))
                 .key(self.key(&req.subject, KeyKind::Session(sid)))
                 .key(self.key(&req.subject, KeyKind::Ended(sid)))
-                .arg(encode_key_part(sid));
+                .arg(encode_key_part(sid))
+                .arg(millis(req.marker_ttl).max(1));
         }
         let reply = self.eval(inv).await?;
         parse_check(reply)
@@ -1189,9 +1242,13 @@ fn parse_list(reply: Value) -> Result<Vec<SessionInfo>, StoreError> {
     }
     let mut list = Vec::with_capacity(items.len() / 5);
     let mut iter = items.into_iter();
-    while let (Some(member), Some(device), Some(created), Some(last), Some(expires)) =
-        (iter.next(), iter.next(), iter.next(), iter.next(), iter.next())
-    {
+    while let (Some(member), Some(device), Some(created), Some(last), Some(expires)) = (
+        iter.next(),
+        iter.next(),
+        iter.next(),
+        iter.next(),
+        iter.next(),
+    ) {
         let number = |v: &Value| value_int(v).and_then(|n| u64::try_from(n).ok());
         list.push(SessionInfo {
             session_id: decode_member("list_sessions", member)?,
@@ -1508,7 +1565,10 @@ impl fmt::Display for StartupFinding {
                  forget revocations and bans; enable appendonly",
             ),
             Self::CheckFailed { check, error } => {
-                write!(f, "could not check the Redis configuration ({check}): {error}")
+                write!(
+                    f,
+                    "could not check the Redis configuration ({check}): {error}"
+                )
             }
         }
     }
@@ -1580,7 +1640,11 @@ mod tests {
     /// Normalize: kinds without an id ignore it.
     fn canonical((subject, kind, id): &Triple) -> Triple {
         let kind = kind % 6;
-        let id = if matches!(kind, 1..=3) { String::new() } else { id.clone() };
+        let id = if matches!(kind, 1..=3) {
+            String::new()
+        } else {
+            id.clone()
+        };
         (subject.clone(), kind, id)
     }
 
@@ -1610,10 +1674,11 @@ mod tests {
         #[test]
         fn all_keys_of_a_subject_share_one_non_empty_hash_tag(t in (part(), any::<u8>(), part())) {
             let key = key_of(&t);
-            let tag = hash_tag(&key);
-            prop_assert_eq!(tag, Some(encode_key_part(&t.0).as_str()));
-            prop_assert!(!encode_key_part(&t.0).is_empty());
-            prop_assert!(!encode_key_part(&t.0).contains(['{', '}', ':']));
+            let encoded = encode_key_part(&t.0);
+            prop_assert_eq!(hash_tag(&key), Some(encoded.as_str()));
+            prop_assert!(!encoded.is_empty());
+            let clean = !encoded.contains(['{', '}', ':']);
+            prop_assert!(clean, "braces or colon in an encoded part");
         }
 
         #[test]
@@ -1668,7 +1733,12 @@ mod tests {
     #[test]
     fn eviction_policies_that_can_drop_our_keys_are_reported() {
         let fields = parse_info("aof_enabled:1\r\n");
-        for policy in ["allkeys-lru", "allkeys-random", "volatile-ttl", "volatile-lfu"] {
+        for policy in [
+            "allkeys-lru",
+            "allkeys-random",
+            "volatile-ttl",
+            "volatile-lfu",
+        ] {
             assert_eq!(
                 findings_from_info(&fields, Some(policy), None),
                 vec![StartupFinding::EvictionPolicy {
@@ -1720,7 +1790,10 @@ mod tests {
     #[test]
     fn replies_map_to_verdicts() {
         let arr = |v: Vec<Value>| Value::Array(v);
-        assert_eq!(parse_check(arr(vec![Value::Int(0)])).unwrap(), Verdict::Valid);
+        assert_eq!(
+            parse_check(arr(vec![Value::Int(0)])).unwrap(),
+            Verdict::Valid
+        );
         assert_eq!(
             parse_check(arr(vec![Value::Int(1), Value::Int(-1)])).unwrap(),
             Verdict::Revoked(RevocationReason::Banned { until: None })

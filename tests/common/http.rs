@@ -55,7 +55,9 @@ pub fn request(
 /// Send raw bytes and parse the response.
 pub fn raw(addr: &str, request: &str) -> HttpResponse {
     let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     stream.write_all(request.as_bytes()).unwrap();
     let mut buf = Vec::new();
     stream.read_to_end(&mut buf).unwrap();
@@ -81,7 +83,11 @@ fn parse(buf: &[u8]) -> HttpResponse {
     let chunked = headers
         .iter()
         .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    let body = if chunked { dechunk(body) } else { body.to_owned() };
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
     HttpResponse {
         status,
         headers,

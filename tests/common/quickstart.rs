@@ -3,6 +3,7 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// A quickstart process on a free port, killed on drop.
@@ -11,18 +12,40 @@ pub struct Quickstart {
     pub addr: String,
 }
 
-/// The example binary that `cargo test` builds next to the test binaries.
+/// The example binary, built with this test's features and profile (a plain
+/// `cargo test` builds it already, but `cargo test --test X` does not, and a
+/// build with other features may have replaced it).
 pub fn binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/<test> -> target/<profile>/examples/quickstart
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let bin = dir.join("examples").join("quickstart");
-    assert!(
-        bin.exists(),
-        "{} is missing: run the tests with `cargo test` (which builds the examples)",
-        bin.display()
-    );
-    bin
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().unwrap();
+            // target/<profile>/deps/<test> -> target/<profile>/examples/quickstart
+            let dir = exe.parent().unwrap().parent().unwrap();
+            let release = dir.file_name().is_some_and(|n| n == "release");
+            let mut features = vec!["aws_lc_rs"];
+            if cfg!(feature = "redis") {
+                features.push("redis");
+            }
+            if cfg!(feature = "axum") {
+                features.push("axum");
+            }
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut cmd = Command::new(cargo);
+            cmd.args(["build", "--quiet", "--example", "quickstart", "--no-default-features"])
+                .arg("--features")
+                .arg(features.join(","))
+                .current_dir(env!("CARGO_MANIFEST_DIR"));
+            if release {
+                cmd.arg("--release");
+            }
+            let status = cmd.status().expect("run cargo build --example quickstart");
+            assert!(status.success(), "building the quickstart failed");
+            let bin = dir.join("examples").join("quickstart");
+            assert!(bin.exists(), "{} is missing", bin.display());
+            bin
+        })
+        .clone()
 }
 
 pub fn free_port() -> u16 {
@@ -60,7 +83,11 @@ impl Quickstart {
         let qs = Self { child, addr };
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(&qs.addr).is_err() {
-            assert!(Instant::now() < deadline, "quickstart did not start on {}", qs.addr);
+            assert!(
+                Instant::now() < deadline,
+                "quickstart did not start on {}",
+                qs.addr
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         qs

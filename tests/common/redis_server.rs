@@ -112,8 +112,7 @@ impl RedisServer {
     /// now on, with commands run inside scripts told apart (`INFO
     /// commandstats` counts those too).
     pub fn monitor(&self) -> Monitor {
-        let mut stream =
-            TcpStream::connect(("127.0.0.1", self.port)).expect("connect for MONITOR");
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect for MONITOR");
         stream.write_all(b"MONITOR\r\n").expect("send MONITOR");
         let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
         let mut ok = String::new();
@@ -211,10 +210,7 @@ pub fn parse_commandstats(info: &str) -> BTreeMap<String, u64> {
 
 fn new_dir() -> PathBuf {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!(
-        "tower-jwt-auth-redis-{}-{n}",
-        std::process::id()
-    ));
+    let dir = std::env::temp_dir().join(format!("tower-jwt-auth-redis-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create a temp dir for redis-server");
     dir
@@ -230,16 +226,23 @@ fn free_port() -> u16 {
 /// Start `redis-server` and wait until it answers `PING`.
 fn spawn(port: u16, dir: &Path, aof: bool) -> Result<Child, String> {
     let mut cmd = Command::new("redis-server");
-    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-        .args(["--appendonly", if aof { "yes" } else { "no" }])
-        .args(["--appendfsync", "always"])
-        .arg("--dir")
-        .arg(dir)
-        .arg("--logfile")
-        .arg(dir.join("redis.log"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    cmd.args([
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+    ])
+    .args(["--appendonly", if aof { "yes" } else { "no" }])
+    .args(["--appendfsync", "always"])
+    .arg("--dir")
+    .arg(dir)
+    .arg("--logfile")
+    .arg(dir.join("redis.log"))
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => panic!(
@@ -254,7 +257,9 @@ fn spawn(port: u16, dir: &Path, aof: bool) -> Result<Child, String> {
         if let Ok(Some(status)) = child.try_wait() {
             let log = std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(5).collect();
-            return Err(format!("redis-server on port {port} exited ({status}): {tail:?}"));
+            return Err(format!(
+                "redis-server on port {port} exited ({status}): {tail:?}"
+            ));
         }
         if ping(&url) {
             return Ok(child);
@@ -262,7 +267,9 @@ fn spawn(port: u16, dir: &Path, aof: bool) -> Result<Child, String> {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!("redis-server on port {port} did not answer PING in 10 s"));
+            return Err(format!(
+                "redis-server on port {port} did not answer PING in 10 s"
+            ));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
