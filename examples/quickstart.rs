@@ -13,6 +13,7 @@
 //! | `JWT_SECRET` | a demo secret (warned about) | HS256 secret, at least 32 bytes |
 //! | `REDIS_URL` | unset: `MemoryStore` | `redis://` or `rediss://` URL: `RedisStore` |
 //! | `STATELESS` | `0` | `1`: no store at all, pure JWT validation |
+//! | `NEAR_CACHE` | `0` | `1`: with Redis, cache verdicts locally (invalidated by pushed events) |
 //! | `ACCESS_TTL_SECS` | `900` | access token lifetime |
 //! | `MAX_DEVICES` | `3` | live sessions per user (oldest evicted) |
 //! | `IDLE_TIMEOUT_SECS` | `1800` | session idle timeout |
@@ -281,8 +282,11 @@ async fn store_from_env() -> Result<Option<Arc<dyn RevocationStore>>, Box<dyn st
     }
     #[cfg(feature = "redis")]
     if let Ok(url) = std::env::var("REDIS_URL") {
-        let store = tower_jwt_auth::RedisStore::connect(&url).await?;
-        store.log_startup_findings().await;
+        // Startup findings (eviction policy, persistence, auth) are logged by build().
+        let store = tower_jwt_auth::RedisStore::builder(&url)
+            .near_cache(env_flag("NEAR_CACHE"))
+            .build()
+            .await?;
         return Ok(Some(Arc::new(store)));
     }
     #[cfg(not(feature = "redis"))]
@@ -338,6 +342,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let stateful = store.is_some();
     let mode = if !stateful {
         "stateless (no store)"
+    } else if std::env::var("REDIS_URL").is_ok() && env_flag("NEAR_CACHE") {
+        "RedisStore with near-cache"
     } else if std::env::var("REDIS_URL").is_ok() {
         "RedisStore"
     } else {

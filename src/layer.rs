@@ -737,6 +737,12 @@ where
             return ResponseFuture::inner(self.inner.call(req));
         };
 
+        // Near-cache hit: no store round trip, no boxed future.
+        if store.check_cached(auth.subject(), &auth.token_id) {
+            req.extensions_mut().insert(auth);
+            return ResponseFuture::inner(self.inner.call(req));
+        }
+
         if !inner.breaker.allow() {
             inner
                 .counters

@@ -326,11 +326,32 @@ mod with_redis {
     }
 
     #[test]
+    fn quickstart_serves_the_whole_contract_with_redis_and_near_cache() {
+        let redis = RedisServer::start();
+        full_contract(&[("REDIS_URL", &redis.url()), ("NEAR_CACHE", "1")]);
+    }
+
+    #[test]
+    fn quickstart_enforces_device_limit_and_idle_timeout_with_near_cache() {
+        let redis = RedisServer::start();
+        limits(&[("REDIS_URL", &redis.url()), ("NEAR_CACHE", "1")]);
+    }
+
+    #[test]
     fn two_quickstarts_sharing_one_redis_see_each_others_logouts() {
+        two_instances("0");
+    }
+
+    #[test]
+    fn two_quickstarts_with_near_caches_see_each_others_logouts() {
+        two_instances("1");
+    }
+
+    fn two_instances(near_cache: &str) {
         let redis = RedisServer::start();
         let url = redis.url();
-        let a = Quickstart::start(&[("REDIS_URL", &url)]);
-        let b = Quickstart::start(&[("REDIS_URL", &url)]);
+        let a = Quickstart::start(&[("REDIS_URL", &url), ("NEAR_CACHE", near_cache)]);
+        let b = Quickstart::start(&[("REDIS_URL", &url), ("NEAR_CACHE", near_cache)]);
         let login = login(&a.addr, "alice", "alice-pw", "web");
         let token = access(&login);
         assert_eq!(me(&b.addr, &token).status, 200);
@@ -338,7 +359,7 @@ mod with_redis {
             request(&a.addr, "POST", "/logout", Some(&token), None).status,
             204
         );
-        assert_rejected(&me(&b.addr, &token), "token_revoked");
+        eventually_rejected(&b.addr, &token, "token_revoked");
 
         let other = access(&super::login(&b.addr, "alice", "alice-pw", "web"));
         let admin = access(&super::login(&b.addr, "admin", "admin-pw", "web"));
@@ -353,7 +374,21 @@ mod with_redis {
             .status,
             204
         );
-        assert_rejected(&me(&a.addr, &other), "kicked");
+        eventually_rejected(&a.addr, &other, "kicked");
+    }
+
+    /// With a near-cache the other instance learns of a revocation by a pushed
+    /// event: allow its delivery (documented bound: well under 100 ms).
+    fn eventually_rejected(addr: &str, token: &str, reason: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_millis(100);
+        loop {
+            let res = me(addr, token);
+            if res.status == 401 || std::time::Instant::now() > deadline {
+                assert_rejected(&res, reason);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 }
 

@@ -24,6 +24,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 mod memory;
+mod near_cache;
 #[cfg(feature = "redis")]
 mod redis;
 
@@ -33,6 +34,7 @@ pub use self::redis::encode_key_part;
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisStore, RedisStoreBuilder, StartupFinding};
 pub use memory::MemoryStore;
+pub use near_cache::{NearCacheConfig, NearCacheStats};
 
 /// A boxed future returned by [`RevocationStore`] methods.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -62,6 +64,14 @@ pub trait RevocationStore: fmt::Debug + Send + Sync + 'static {
     ///
     /// The returned future must not borrow `self` (clone the inner handle).
     fn check(&self, request: CheckRequest) -> StoreFuture<'static, Verdict>;
+
+    /// Whether a fresh "valid" verdict for this token is cached locally
+    /// (a near-cache), so the layer may skip [`check`](Self::check) entirely.
+    /// Must not do I/O. The default is `false` (no cache).
+    fn check_cached(&self, subject: &str, token_id: &str) -> bool {
+        let _ = (subject, token_id);
+        false
+    }
 
     /// Put one token id on the deny list for `ttl` (its remaining life plus leeway).
     fn deny_token<'a>(

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Weak};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
@@ -14,6 +14,7 @@ use redis::{
     Value,
 };
 
+use super::near_cache::{NearCache, NearCacheConfig, NearCacheStats};
 use super::{
     CheckRequest, CreateOutcome, LimitPolicy, NewSession, RevocationReason, RevocationStore,
     RotateOutcome, Rotation, SessionEnd, SessionInfo, StoreError, StoreFuture, Verdict,
@@ -224,7 +225,7 @@ if h[1] then
       local ttl = math.max(1, math.min(tonumber(h[3]), tonumber(h[2]) - now))
       redis.call('PEXPIRE', KEYS[5], num(ttl))
     end
-    return {0}
+    return {0, redis.call('PTTL', KEYS[5])}
   end
   redis.call('DEL', KEYS[5])
   redis.call('ZREM', KEYS[4], ARGV[3])
@@ -773,6 +774,7 @@ struct Inner {
     channel: String,
     target: Option<Target>,
     connection_timeout: Duration,
+    near: Option<Arc<NearCache>>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -796,6 +798,7 @@ pub struct RedisStoreBuilder {
     response_timeout: Duration,
     prefix: String,
     startup_checks: bool,
+    near_cache: Option<NearCacheConfig>,
 }
 
 impl fmt::Debug for RedisStoreBuilder {
@@ -813,6 +816,7 @@ impl fmt::Debug for RedisStoreBuilder {
             .field("response_timeout", &self.response_timeout)
             .field("prefix", &self.prefix)
             .field("startup_checks", &self.startup_checks)
+            .field("near_cache", &self.near_cache)
             .finish()
     }
 }
@@ -852,6 +856,24 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// Turn the near-cache on with default settings (1 s maximum age,
+    /// 100 000 tokens), or off (the default).
+    ///
+    /// With it, a token checked in the last second is accepted without a Redis
+    /// command while the store's subscription to revocation events is alive;
+    /// every revoking write on any instance drops the subject's entries on all
+    /// instances as soon as its event arrives. See the README's "Scaling out".
+    pub fn near_cache(mut self, enabled: bool) -> Self {
+        self.near_cache = enabled.then(NearCacheConfig::default);
+        self
+    }
+
+    /// Turn the near-cache on with these settings.
+    pub fn near_cache_config(mut self, config: NearCacheConfig) -> Self {
+        self.near_cache = Some(config);
+        self
+    }
+
     /// Open the pool (every connection is opened now, so a wrong URL, a wrong
     /// password or an unreachable server fails here).
     pub async fn build(self) -> Result<RedisStore, StoreError> {
@@ -868,6 +890,10 @@ impl RedisStoreBuilder {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.connection_timeout))
             .set_response_timeout(Some(self.response_timeout));
+        let pubsub_client = match self.near_cache {
+            Some(_) => Some(Client::open(info.clone()).map_err(StoreError::unavailable)?),
+            None => None,
+        };
         let manager = Manager::new(info, config).map_err(StoreError::unavailable)?;
         let pool = bb8::Pool::builder()
             .max_size(self.pool_size)
@@ -880,12 +906,27 @@ impl RedisStoreBuilder {
             .build(manager)
             .await
             .map_err(map_redis_error)?;
-        let store = RedisStore::new(
+        let mut store = RedisStore::new(
             Pool::Own(pool),
             self.prefix,
             Some(target),
             self.connection_timeout,
         );
+        if let (Some(config), Some(client)) = (self.near_cache, pubsub_client) {
+            let cache = Arc::new(NearCache::new(config));
+            let inner = Arc::get_mut(&mut store.inner).expect("store not shared yet");
+            inner.near = Some(Arc::clone(&cache));
+            tokio::spawn(run_subscriber(
+                client,
+                inner.channel.clone(),
+                Arc::downgrade(&cache),
+            ));
+            // Wait briefly for the subscription, so the cache works from the start.
+            let deadline = tokio::time::Instant::now() + self.connection_timeout;
+            while !cache.is_alive() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
         if self.startup_checks {
             store.log_startup_findings().await;
         }
@@ -945,6 +986,7 @@ impl RedisStore {
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
             prefix: DEFAULT_PREFIX.to_owned(),
             startup_checks: true,
+            near_cache: None,
         }
     }
 
@@ -988,6 +1030,7 @@ impl RedisStore {
                 channel,
                 target,
                 connection_timeout: timeout,
+                near: None,
             }),
         }
     }
@@ -1121,6 +1164,11 @@ impl RedisStore {
     }
 
     async fn check_now(self, req: CheckRequest) -> Result<Verdict, StoreError> {
+        let ticket = self
+            .inner
+            .near
+            .as_ref()
+            .and_then(|c| c.ticket(&req.subject));
         let mut inv = CHECK_SCRIPT.prepare_invoke();
         inv.key(self.key(&req.subject, KeyKind::Ban))
             .key(self.key(&req.subject, KeyKind::Deny(&req.token_id)))
@@ -1135,7 +1183,80 @@ impl RedisStore {
                 .arg(millis(req.marker_ttl).max(1));
         }
         let reply = self.eval(inv).await?;
-        parse_check(reply)
+        let (verdict, session_ttl) = parse_check(reply)?;
+        if let (Some(cache), Some(ticket), Verdict::Valid) = (&self.inner.near, ticket, &verdict) {
+            // A session-bound verdict lives no longer than the session's idle
+            // deadline and the touch interval (so the next real check slides it).
+            let ttl = req
+                .session_id
+                .as_ref()
+                .map(|_| Duration::from_millis(session_ttl.unwrap_or(0)).min(req.touch_interval));
+            cache.insert(ticket, &req.subject, &req.token_id, ttl);
+        }
+        Ok(verdict)
+    }
+
+    /// Drop the near-cache entries of `subject` after our own revoking write
+    /// (other instances drop theirs when the event arrives).
+    fn invalidate(&self, subject: &str) {
+        if let Some(cache) = &self.inner.near {
+            cache.invalidate(subject);
+        }
+    }
+
+    /// The near-cache's counters, when it is on.
+    pub fn near_cache_stats(&self) -> Option<NearCacheStats> {
+        self.inner.near.as_ref().map(|c| c.stats())
+    }
+}
+
+/// Keep a pub/sub subscription to the events channel; feed the near-cache.
+/// The cache is in use only while the subscription is alive; it ends when
+/// the store (and so the cache) is dropped.
+async fn run_subscriber(client: Client, channel: String, cache: Weak<NearCache>) {
+    use futures_util::StreamExt;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        if cache.strong_count() == 0 {
+            return;
+        }
+        match client.get_async_pubsub().await {
+            Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
+                Ok(()) => {
+                    let Some(c) = cache.upgrade() else { return };
+                    c.set_alive(true);
+                    drop(c);
+                    tracing::debug!(channel = %channel, "near-cache subscription alive");
+                    backoff = Duration::from_millis(50);
+                    let mut stream = pubsub.on_message();
+                    loop {
+                        match tokio::time::timeout(Duration::from_secs(1), stream.next()).await {
+                            Ok(Some(msg)) => {
+                                let Some(c) = cache.upgrade() else { return };
+                                match msg.get_payload_bytes().splitn(2, |&b| b == b'\n').nth(1) {
+                                    Some(subject) => {
+                                        c.invalidate(&String::from_utf8_lossy(subject))
+                                    }
+                                    // Not ours to parse: be safe.
+                                    None => c.clear(),
+                                }
+                            }
+                            Ok(None) => break,
+                            Err(_idle) if cache.strong_count() == 0 => return,
+                            Err(_idle) => {}
+                        }
+                    }
+                    if let Some(c) = cache.upgrade() {
+                        c.set_alive(false);
+                    }
+                    tracing::warn!(channel = %channel, "near-cache subscription lost: cache bypassed until it is back");
+                }
+                Err(err) => tracing::warn!(error = %err, "near-cache subscribe failed"),
+            },
+            Err(err) => tracing::debug!(error = %err, "near-cache subscription connect failed"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(1));
     }
 }
 
@@ -1179,7 +1300,7 @@ fn ban_until(value: Option<&Value>) -> Option<Option<u64>> {
     Some(u64::try_from(n).ok())
 }
 
-fn parse_check(reply: Value) -> Result<Verdict, StoreError> {
+fn parse_check(reply: Value) -> Result<(Verdict, Option<u64>), StoreError> {
     let items = match &reply {
         Value::Array(items) => items,
         _ => return Err(protocol("check", &reply)),
@@ -1200,7 +1321,14 @@ fn parse_check(reply: Value) -> Result<Verdict, StoreError> {
         },
         _ => return Err(protocol("check", &reply)),
     };
-    Ok(verdict)
+    let session_ttl = match verdict {
+        Verdict::Valid => items
+            .get(1)
+            .and_then(value_int)
+            .and_then(|n| u64::try_from(n).ok()),
+        Verdict::Revoked(_) => None,
+    };
+    Ok((verdict, session_ttl))
 }
 
 fn parse_count(what: &str, reply: Value) -> Result<i64, StoreError> {
@@ -1295,6 +1423,13 @@ impl RevocationStore for RedisStore {
         Box::pin(self.clone().check_now(request))
     }
 
+    fn check_cached(&self, subject: &str, token_id: &str) -> bool {
+        self.inner
+            .near
+            .as_ref()
+            .is_some_and(|c| c.lookup(subject, token_id))
+    }
+
     fn deny_token<'a>(
         &'a self,
         subject: &'a str,
@@ -1307,7 +1442,9 @@ impl RevocationStore for RedisStore {
                 .arg(millis(ttl))
                 .arg(&self.inner.channel)
                 .arg(subject);
-            self.eval(inv).await.map(drop)
+            let result = self.eval(inv).await.map(drop);
+            self.invalidate(subject);
+            result
         })
     }
 
@@ -1328,7 +1465,9 @@ impl RevocationStore for RedisStore {
                 .arg(millis(markers))
                 .arg(&self.inner.channel)
                 .arg(subject);
-            self.eval(inv).await.map(drop)
+            let result = self.eval(inv).await.map(drop);
+            self.invalidate(subject);
+            result
         })
     }
 
@@ -1347,7 +1486,9 @@ impl RevocationStore for RedisStore {
                 .arg(millis(markers))
                 .arg(&self.inner.channel)
                 .arg(subject);
-            self.eval(inv).await.map(drop)
+            let result = self.eval(inv).await.map(drop);
+            self.invalidate(subject);
+            result
         })
     }
 
@@ -1384,7 +1525,9 @@ impl RevocationStore for RedisStore {
                 .arg(millis(new.markers))
                 .arg(&self.inner.channel)
                 .arg(subject);
-            parse_create(self.eval(inv).await?)
+            let result = self.eval(inv).await;
+            self.invalidate(subject);
+            parse_create(result?)
         })
     }
 
@@ -1404,7 +1547,9 @@ impl RevocationStore for RedisStore {
                 .arg(millis(markers))
                 .arg(&self.inner.channel)
                 .arg(subject);
-            Ok(parse_count("end_session", self.eval(inv).await?)? > 0)
+            let result = self.eval(inv).await;
+            self.invalidate(subject);
+            Ok(parse_count("end_session", result?)? > 0)
         })
     }
 
@@ -1422,7 +1567,9 @@ impl RevocationStore for RedisStore {
                 .arg(millis(markers))
                 .arg(&self.inner.channel)
                 .arg(subject);
-            let n = parse_count("end_all_sessions", self.eval(inv).await?)?;
+            let result = self.eval(inv).await;
+            self.invalidate(subject);
+            let n = parse_count("end_all_sessions", result?)?;
             usize::try_from(n).map_err(|_| StoreError::Protocol(format!("end_all_sessions: {n}")))
         })
     }
@@ -1453,7 +1600,9 @@ impl RevocationStore for RedisStore {
                 .arg(millis(rotation.markers))
                 .arg(&self.inner.channel)
                 .arg(subject);
-            parse_rotate(self.eval(inv).await?)
+            let result = self.eval(inv).await;
+            self.invalidate(subject);
+            parse_rotate(result?)
         })
     }
 
@@ -1792,14 +1941,22 @@ mod tests {
         let arr = |v: Vec<Value>| Value::Array(v);
         assert_eq!(
             parse_check(arr(vec![Value::Int(0)])).unwrap(),
-            Verdict::Valid
+            (Verdict::Valid, None)
         );
         assert_eq!(
-            parse_check(arr(vec![Value::Int(1), Value::Int(-1)])).unwrap(),
+            parse_check(arr(vec![Value::Int(0), Value::Int(1500)])).unwrap(),
+            (Verdict::Valid, Some(1500))
+        );
+        assert_eq!(
+            parse_check(arr(vec![Value::Int(1), Value::Int(-1)]))
+                .unwrap()
+                .0,
             Verdict::Revoked(RevocationReason::Banned { until: None })
         );
         assert_eq!(
-            parse_check(arr(vec![Value::Int(1), Value::Int(1_700_000_000)])).unwrap(),
+            parse_check(arr(vec![Value::Int(1), Value::Int(1_700_000_000)]))
+                .unwrap()
+                .0,
             Verdict::Revoked(RevocationReason::Banned {
                 until: Some(1_700_000_000)
             })
@@ -1809,7 +1966,8 @@ mod tests {
                 Value::Int(4),
                 Value::BulkString(b"idle_timeout".to_vec())
             ]))
-            .unwrap(),
+            .unwrap()
+            .0,
             Verdict::Revoked(RevocationReason::SessionEnded(SessionEnd::IdleTimeout))
         );
         assert!(matches!(

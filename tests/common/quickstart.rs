@@ -32,10 +32,16 @@ pub fn binary() -> PathBuf {
             }
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let mut cmd = Command::new(cargo);
-            cmd.args(["build", "--quiet", "--example", "quickstart", "--no-default-features"])
-                .arg("--features")
-                .arg(features.join(","))
-                .current_dir(env!("CARGO_MANIFEST_DIR"));
+            cmd.args([
+                "build",
+                "--quiet",
+                "--example",
+                "quickstart",
+                "--no-default-features",
+            ])
+            .arg("--features")
+            .arg(features.join(","))
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
             if release {
                 cmd.arg("--release");
             }
