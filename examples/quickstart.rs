@@ -12,8 +12,11 @@
 //! | `QUICKSTART_ADDR` | `127.0.0.1:3000` | listen address |
 //! | `JWT_SECRET` | a demo secret (warned about) | HS256 secret, at least 32 bytes |
 //! | `REDIS_URL` | unset: `MemoryStore` | `redis://` or `rediss://` URL: `RedisStore` |
+//! | `REDIS_CLUSTER_NODES` | unset | comma-separated `redis://` URLs of Redis Cluster nodes: `RedisStore` on the cluster (feature `redis-cluster`) |
+//! | `REDIS_SENTINELS` | unset | comma-separated `host:port` of Redis Sentinels: `RedisStore` on the master they name (feature `redis-sentinel`) |
+//! | `REDIS_MASTER_NAME` | `mymaster` | with `REDIS_SENTINELS`: the monitored master's name |
 //! | `STATELESS` | `0` | `1`: no store at all, pure JWT validation |
-//! | `NEAR_CACHE` | `0` | `1`: with Redis, cache verdicts locally (invalidated by pushed events) |
+//! | `NEAR_CACHE` | `0` | `1`: with Redis (any mode), cache verdicts locally (invalidated by pushed events) |
 //! | `ACCESS_TTL_SECS` | `900` | access token lifetime |
 //! | `MAX_DEVICES` | `3` | live sessions per user (oldest evicted) |
 //! | `IDLE_TIMEOUT_SECS` | `1800` | session idle timeout |
@@ -280,19 +283,91 @@ async fn store_from_env() -> Result<Option<Arc<dyn RevocationStore>>, Box<dyn st
     if env_flag("STATELESS") {
         return Ok(None);
     }
-    #[cfg(feature = "redis")]
-    if let Ok(url) = std::env::var("REDIS_URL") {
-        // Startup findings (eviction policy, persistence, auth) are logged by build().
-        let store = tower_jwt_auth::RedisStore::builder(&url)
-            .near_cache(env_flag("NEAR_CACHE"))
-            .build()
-            .await?;
-        return Ok(Some(Arc::new(store)));
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let list = |value: &str| -> Vec<String> {
+        value
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let near_cache = env_flag("NEAR_CACHE");
+    let chosen = ["REDIS_URL", "REDIS_CLUSTER_NODES", "REDIS_SENTINELS"]
+        .into_iter()
+        .filter(|name| var(name).is_some())
+        .collect::<Vec<_>>();
+    if chosen.len() > 1 {
+        return Err(format!("set only one of {}", chosen.join(", ")).into());
     }
-    #[cfg(not(feature = "redis"))]
-    if std::env::var("REDIS_URL").is_ok() {
-        return Err("REDIS_URL is set but the `redis` feature is off".into());
+    // Startup findings (eviction policy, persistence, auth) are logged by build().
+    if let Some(nodes) = var("REDIS_CLUSTER_NODES") {
+        #[cfg(feature = "redis-cluster")]
+        {
+            let nodes = list(&nodes);
+            let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
+            let store = tower_jwt_auth::store::RedisStoreBuilder::cluster(&nodes)
+                .near_cache(near_cache)
+                .build()
+                .await?;
+            eprintln!(
+                "store: Redis Cluster via {} node(s), near-cache {near_cache}",
+                nodes.len()
+            );
+            return Ok(Some(Arc::new(store)));
+        }
+        #[cfg(not(feature = "redis-cluster"))]
+        {
+            let _ = (nodes, list, near_cache);
+            return Err(
+                "REDIS_CLUSTER_NODES is set but the `redis-cluster` feature is off \
+                        (cargo run --example quickstart --features redis-cluster)"
+                    .into(),
+            );
+        }
     }
+    if let Some(sentinels) = var("REDIS_SENTINELS") {
+        #[cfg(feature = "redis-sentinel")]
+        {
+            let master = var("REDIS_MASTER_NAME").unwrap_or_else(|| "mymaster".to_owned());
+            let sentinels = list(&sentinels);
+            let sentinels: Vec<&str> = sentinels.iter().map(String::as_str).collect();
+            let store = tower_jwt_auth::store::RedisStoreBuilder::sentinel(&sentinels, &master)
+                .near_cache(near_cache)
+                .build()
+                .await?;
+            eprintln!(
+                "store: Redis Sentinel master {master:?} via {} sentinel(s), near-cache {near_cache}",
+                sentinels.len()
+            );
+            return Ok(Some(Arc::new(store)));
+        }
+        #[cfg(not(feature = "redis-sentinel"))]
+        {
+            let _ = (sentinels, list, near_cache);
+            return Err(
+                "REDIS_SENTINELS is set but the `redis-sentinel` feature is off \
+                        (cargo run --example quickstart --features redis-sentinel)"
+                    .into(),
+            );
+        }
+    }
+    if let Some(url) = var("REDIS_URL") {
+        #[cfg(feature = "redis")]
+        {
+            let store = tower_jwt_auth::RedisStore::builder(&url)
+                .near_cache(near_cache)
+                .build()
+                .await?;
+            return Ok(Some(Arc::new(store)));
+        }
+        #[cfg(not(feature = "redis"))]
+        {
+            let _ = (url, list, near_cache);
+            return Err("REDIS_URL is set but the `redis` feature is off".into());
+        }
+    }
+    let _ = list;
     Ok(Some(Arc::new(MemoryStore::new())))
 }
 
@@ -340,14 +415,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     let store = store_from_env().await?;
     let stateful = store.is_some();
+    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
     let mode = if !stateful {
-        "stateless (no store)"
-    } else if std::env::var("REDIS_URL").is_ok() && env_flag("NEAR_CACHE") {
-        "RedisStore with near-cache"
-    } else if std::env::var("REDIS_URL").is_ok() {
-        "RedisStore"
+        "stateless (no store)".to_owned()
     } else {
-        "MemoryStore"
+        let backend = if set("REDIS_CLUSTER_NODES") {
+            "RedisStore on Redis Cluster"
+        } else if set("REDIS_SENTINELS") {
+            "RedisStore via Redis Sentinel"
+        } else if set("REDIS_URL") {
+            "RedisStore"
+        } else {
+            "MemoryStore"
+        };
+        let cache = if backend != "MemoryStore" && env_flag("NEAR_CACHE") {
+            " with near-cache"
+        } else {
+            ""
+        };
+        format!("{backend}{cache}")
     };
 
     let mut auth = JwtAuth::<DemoClaims>::new(Keys::hs256(secret.as_bytes())?)

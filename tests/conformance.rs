@@ -1,7 +1,7 @@
 //! One conformance suite, written once, run against every store: the same
 //! test bodies drive `MemoryStore` and `RedisStore` (a private
-//! `redis-server` per test) through the public API (`JwtAuth`, `Sessions`)
-//! and the layer.
+//! `redis-server` per test; a shared Redis Cluster with the `redis-cluster`
+//! feature) through the public API (`JwtAuth`, `Sessions`) and the layer.
 
 mod common;
 
@@ -601,6 +601,28 @@ macro_rules! conformance {
                         std::sync::Arc::new(store);
                     super::$name(store).await;
                     drop(server);
+                }
+            )*
+        }
+
+        /// One cluster (three masters, three replicas) shared by the module;
+        /// each test keeps to its own key prefix.
+        #[cfg(feature = "redis-cluster")]
+        mod redis_cluster_store {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let cluster = crate::common::redis_cluster::RedisCluster::shared();
+                    let urls = cluster.urls();
+                    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+                    let store = tower_jwt_auth::store::RedisStoreBuilder::cluster(&urls)
+                        .prefix(concat!("conf-", stringify!($name)))
+                        .build()
+                        .await
+                        .unwrap();
+                    let store: std::sync::Arc<dyn tower_jwt_auth::RevocationStore> =
+                        std::sync::Arc::new(store);
+                    super::$name(store).await;
                 }
             )*
         }

@@ -408,3 +408,55 @@ fn quickstart_runs_stateless_without_any_store() {
     tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
     assert_eq!(me(addr, &tampered).status, 401);
 }
+
+#[cfg(feature = "redis-cluster")]
+mod with_redis_cluster {
+    use super::*;
+    use common::redis_cluster::RedisCluster;
+
+    fn nodes(cluster: &RedisCluster) -> String {
+        cluster.urls().join(",")
+    }
+
+    #[test]
+    fn quickstart_serves_the_whole_contract_on_a_cluster_with_near_cache() {
+        let cluster = RedisCluster::start_without_replicas();
+        full_contract(&[
+            ("REDIS_CLUSTER_NODES", &nodes(&cluster)),
+            ("NEAR_CACHE", "1"),
+        ]);
+    }
+
+    #[test]
+    fn quickstart_enforces_device_limit_and_idle_timeout_on_a_cluster() {
+        let cluster = RedisCluster::start_without_replicas();
+        limits(&[("REDIS_CLUSTER_NODES", &nodes(&cluster))]);
+    }
+}
+
+#[cfg(feature = "redis-sentinel")]
+mod with_redis_sentinel {
+    use super::*;
+    use common::redis_sentinel::{SentinelGroup, MASTER_NAME};
+
+    #[test]
+    fn quickstart_serves_the_whole_contract_through_sentinel() {
+        let group = SentinelGroup::start();
+        let sentinels = group.sentinel_addrs().join(",");
+        full_contract(&[
+            ("REDIS_SENTINELS", &sentinels),
+            ("REDIS_MASTER_NAME", MASTER_NAME),
+            ("NEAR_CACHE", "1"),
+        ]);
+    }
+
+    #[test]
+    fn quickstart_enforces_device_limit_and_idle_timeout_through_sentinel() {
+        let group = SentinelGroup::start();
+        let sentinels = group.sentinel_addrs().join(",");
+        limits(&[
+            ("REDIS_SENTINELS", &sentinels),
+            ("REDIS_MASTER_NAME", MASTER_NAME),
+        ]);
+    }
+}

@@ -43,7 +43,10 @@ async fn the_documented_minimal_acl_user_can_run_every_operation() {
     let mut args = vec!["ACL", "SETUSER", "jwtauth"];
     args.extend(ACL_RULE.split_whitespace());
     let _: redis::Value = server.cmd(&args);
-    let url = format!("redis://jwtauth:s3cret-acl-password@127.0.0.1:{}", server.port());
+    let url = format!(
+        "redis://jwtauth:s3cret-acl-password@127.0.0.1:{}",
+        server.port()
+    );
 
     let store = RedisStore::builder(&url)
         .near_cache(true)
@@ -71,7 +74,10 @@ async fn the_documented_minimal_acl_user_can_run_every_operation() {
     let a = s.login("alice", "web", &claims).await.unwrap();
     let b = s.login("alice", "mobile", &claims).await.unwrap();
     let c = s.login("alice", "tablet", &claims).await.unwrap(); // evicts a
-    assert_eq!(status(&auth, &a.access_token).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        status(&auth, &a.access_token).await,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(status(&auth, &b.access_token).await, StatusCode::OK);
     assert_eq!(s.list("alice").await.unwrap().len(), 2);
     let refreshed = s.refresh(&b.refresh_token).await.unwrap();
@@ -81,7 +87,10 @@ async fn the_documented_minimal_acl_user_can_run_every_operation() {
     let d = s.login("alice", "web", &claims).await.unwrap();
     let who = auth.verify(&d.access_token).unwrap();
     s.logout(&who).await.unwrap();
-    assert_eq!(status(&auth, &d.access_token).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        status(&auth, &d.access_token).await,
+        StatusCode::UNAUTHORIZED
+    );
 
     let token = s.issue("bob", &claims).unwrap().token;
     assert_eq!(status(&auth, &token).await, StatusCode::OK);
@@ -89,13 +98,18 @@ async fn the_documented_minimal_acl_user_can_run_every_operation() {
     assert_eq!(status(&auth, &token).await, StatusCode::UNAUTHORIZED);
     s.logout_all("carol").await.unwrap();
     s.kick_all("alice").await.unwrap();
-    s.ban("mallory", Some(Duration::from_secs(60))).await.unwrap();
+    s.ban("mallory", Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
     assert!(s.unban("mallory").await.unwrap());
 
     let ott = s
         .one_time_token("reset", "alice", Duration::from_secs(60))
         .await
         .unwrap();
-    assert_eq!(s.consume_one_time_token("reset", &ott).await.unwrap(), "alice");
+    assert_eq!(
+        s.consume_one_time_token("reset", &ott).await.unwrap(),
+        "alice"
+    );
     assert!(s.consume_one_time_token("reset", &ott).await.is_err());
 }

@@ -41,7 +41,7 @@ const RECOVERY_WINDOW: Duration = Duration::from_secs(3);
 const EVENT_GRACE: Duration = Duration::from_millis(200);
 
 /// The two soaks share the machine's two cores: run them one after the other.
-static SERIAL: Mutex<()> = Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[derive(Default)]
 struct Counters {
@@ -285,13 +285,13 @@ async fn durability_check(world: &World, svc: &Svc) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoked_tokens_never_pass_while_redis_is_killed_restarted_and_paused() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     soak(false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoked_tokens_never_pass_with_near_caches_while_redis_is_killed_and_paused() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     soak(true).await;
 }
 

@@ -3,15 +3,15 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Weak};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::{
-    AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo,
-    ProtocolVersion, PushInfo, PushKind, RedisError, Script, ScriptInvocation, ServerErrorKind,
-    Value,
+    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ConnectionInfo, ErrorKind,
+    IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, RedisError, Script, ServerErrorKind,
+    ToRedisArgs, Value,
 };
 
 use super::near_cache::{NearCache, NearCacheConfig, NearCacheStats};
@@ -442,20 +442,75 @@ end
 return {4}
 "#;
 
-fn script(body: &str) -> Script {
-    Script::new(&format!("{PRELUDE}{body}"))
+/// One Lua script: its body (for `SCRIPT LOAD` / `EVAL`) and SHA1 (for `EVALSHA`).
+struct Lua {
+    code: String,
+    hash: String,
 }
 
-static CHECK_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(CHECK));
-static DENY_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(DENY));
-static REVOKE_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(REVOKE));
-static BAN_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(BAN));
-static UNBAN_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(UNBAN));
-static CREATE_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(CREATE));
-static END_ONE_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(END_ONE));
-static END_ALL_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(END_ALL));
-static LIST_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(LIST));
-static ROTATE_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(ROTATE));
+impl Lua {
+    fn new(body: &str) -> Self {
+        let code = format!("{PRELUDE}{body}");
+        let hash = Script::new(&code).get_hash().to_owned();
+        Self { code, hash }
+    }
+
+    fn prepare_invoke(&self) -> Invocation<'_> {
+        Invocation {
+            lua: self,
+            keys: Vec::new(),
+            args: Vec::new(),
+        }
+    }
+}
+
+/// One call of a [`Lua`] script: its keys and arguments (like redis-rs's
+/// `ScriptInvocation`, whose parts are private, so it cannot fall back to
+/// `EVAL` on a cluster).
+struct Invocation<'a> {
+    lua: &'a Lua,
+    keys: Vec<Vec<u8>>,
+    args: Vec<Vec<u8>>,
+}
+
+impl Invocation<'_> {
+    fn key<T: ToRedisArgs>(&mut self, key: T) -> &mut Self {
+        key.write_redis_args(&mut self.keys);
+        self
+    }
+
+    fn arg<T: ToRedisArgs>(&mut self, arg: T) -> &mut Self {
+        arg.write_redis_args(&mut self.args);
+        self
+    }
+
+    /// `EVALSHA <sha> ...`, or with `full` `EVAL <body> ...`; either is routed
+    /// by its first key on a cluster.
+    fn cmd(&self, full: bool) -> Cmd {
+        let mut cmd = if full {
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(&self.lua.code);
+            cmd
+        } else {
+            let mut cmd = redis::cmd("EVALSHA");
+            cmd.arg(&self.lua.hash);
+            cmd
+        };
+        cmd.arg(self.keys.len()).arg(&self.keys).arg(&self.args);
+        cmd
+    }
+}
+
+static CHECK_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(CHECK));
+static DENY_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(DENY));
+static REVOKE_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(REVOKE));
+static BAN_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(BAN));
+static UNBAN_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(UNBAN));
+static CREATE_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(CREATE));
+static END_ONE_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(END_ONE));
+static END_ALL_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(END_ALL));
+static LIST_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(LIST));
+static ROTATE_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(ROTATE));
 
 // ---------------------------------------------------------------------------
 // Connections
@@ -467,41 +522,50 @@ static ROTATE_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(ROTATE));
 struct PoolConn {
     conn: MultiplexedConnection,
     broken: Arc<AtomicBool>,
+    /// The manager's epoch when it was opened: older than the current one
+    /// means its server was demoted, so it is stale too.
+    epoch: u64,
+}
+
+/// Where the pool's connections go.
+enum Dial {
+    /// One server, from its URL.
+    Fixed(Box<ConnectionInfo>),
+    /// Whatever master the sentinels name at connect time.
+    #[cfg(feature = "redis-sentinel")]
+    Sentinel(Arc<SentinelLookup>),
 }
 
 /// bb8 manager that, unlike bb8-redis's, reports broken connections, so the
 /// pool replaces them by itself (after a Redis restart, a failover, a reset).
+/// With Sentinel, every new connection asks the sentinels for the current
+/// master first, so replacing broken connections is also what follows a
+/// failover.
 struct Manager {
-    resp3: Client,
-    resp2: Client,
+    dial: Dial,
     resp2_only: AtomicBool,
     config: AsyncConnectionConfig,
+    /// Raised when a connection meets `READONLY`: every connection opened
+    /// before is to the demoted server, so all of them are replaced at once.
+    epoch: Arc<AtomicU64>,
 }
 
 impl Manager {
-    fn new(info: ConnectionInfo, config: AsyncConnectionConfig) -> Result<Self, RedisError> {
-        let settings = info.redis_settings().clone();
-        let resp3 = Client::open(
-            info.clone()
-                .set_redis_settings(settings.clone().set_protocol(ProtocolVersion::RESP3)),
-        )?;
-        let resp2 =
-            Client::open(info.set_redis_settings(settings.set_protocol(ProtocolVersion::RESP2)))?;
-        Ok(Self {
-            resp3,
-            resp2,
+    fn new(dial: Dial, config: AsyncConnectionConfig, epoch: Arc<AtomicU64>) -> Self {
+        Self {
+            dial,
             resp2_only: AtomicBool::new(false),
             config,
-        })
+            epoch,
+        }
     }
-}
 
-impl bb8::ManageConnection for Manager {
-    type Connection = PoolConn;
-    type Error = RedisError;
-
-    async fn connect(&self) -> Result<PoolConn, RedisError> {
+    /// A multiplexed connection to `info`: RESP3 (so the driver reports its
+    /// own death at once) unless the server only speaks RESP2.
+    /// `epoch` is the manager's epoch read before `info` was chosen.
+    async fn open(&self, info: ConnectionInfo, epoch: u64) -> Result<PoolConn, RedisError> {
         let broken = Arc::new(AtomicBool::new(false));
+        let settings = info.redis_settings().clone();
         if !self.resp2_only.load(Ordering::Relaxed) {
             let flag = Arc::clone(&broken);
             // With RESP3 the connection's driver reports its own death at once,
@@ -512,23 +576,60 @@ impl bb8::ManageConnection for Manager {
                 }
                 Ok::<(), std::convert::Infallible>(())
             });
-            match self
-                .resp3
+            let resp3 = Client::open(
+                info.clone()
+                    .set_redis_settings(settings.clone().set_protocol(ProtocolVersion::RESP3)),
+            )?;
+            match resp3
                 .get_multiplexed_async_connection_with_config(&config)
                 .await
             {
-                Ok(conn) => return Ok(PoolConn { conn, broken }),
+                Ok(conn) => {
+                    return Ok(PoolConn {
+                        conn,
+                        broken,
+                        epoch,
+                    })
+                }
                 Err(err) if err.kind() == ErrorKind::RESP3NotSupported => {
                     self.resp2_only.store(true, Ordering::Relaxed);
                 }
                 Err(err) => return Err(err),
             }
         }
-        let conn = self
-            .resp2
+        let resp2 =
+            Client::open(info.set_redis_settings(settings.set_protocol(ProtocolVersion::RESP2)))?;
+        let conn = resp2
             .get_multiplexed_async_connection_with_config(&self.config)
             .await?;
-        Ok(PoolConn { conn, broken })
+        Ok(PoolConn {
+            conn,
+            broken,
+            epoch,
+        })
+    }
+}
+
+impl bb8::ManageConnection for Manager {
+    type Connection = PoolConn;
+    type Error = RedisError;
+
+    async fn connect(&self) -> Result<PoolConn, RedisError> {
+        // Read before asking where to connect: if the sentinels name a new
+        // master meanwhile, this connection is already stale.
+        let epoch = self.epoch.load(Ordering::Relaxed);
+        match &self.dial {
+            Dial::Fixed(info) => self.open((**info).clone(), epoch).await,
+            #[cfg(feature = "redis-sentinel")]
+            Dial::Sentinel(lookup) => {
+                let info = lookup.master().await?;
+                let mut conn = self.open(info, epoch).await?;
+                // A sentinel may still name a master that has just been
+                // demoted: never keep a connection to a replica.
+                ensure_master(&mut conn.conn).await?;
+                Ok(conn)
+            }
+        }
     }
 
     async fn is_valid(&self, conn: &mut PoolConn) -> Result<(), RedisError> {
@@ -543,7 +644,174 @@ impl bb8::ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut PoolConn) -> bool {
-        conn.broken.load(Ordering::Relaxed)
+        conn.broken.load(Ordering::Relaxed) || conn.epoch < self.epoch.load(Ordering::Relaxed)
+    }
+}
+
+/// Finds the current master of a Sentinel-monitored group.
+#[cfg(feature = "redis-sentinel")]
+struct SentinelLookup {
+    sentinels: Vec<ConnectionInfo>,
+    master_name: String,
+    /// Database, credentials of the master (the protocol is set per connection).
+    settings: redis::RedisConnectionInfo,
+    timeout: Duration,
+    /// The sentinel that answered last: asked first next time.
+    preferred: std::sync::atomic::AtomicUsize,
+    /// The master's address as last named by a sentinel.
+    current: std::sync::Mutex<Option<(String, u16)>>,
+    /// The pool's epoch: raised when the sentinels name another master, so
+    /// that every connection to the old one is replaced, even if the old
+    /// master is still up and still a master (a `SENTINEL FAILOVER` leaves it
+    /// so for several seconds, and writes sent to it then would be lost).
+    pool_epoch: Arc<AtomicU64>,
+    /// Counts master changes; the near-cache subscription follows them.
+    changes: tokio::sync::watch::Sender<u64>,
+}
+
+#[cfg(feature = "redis-sentinel")]
+impl SentinelLookup {
+    /// `SENTINEL GET-MASTER-ADDR-BY-NAME`, asking each sentinel in turn
+    /// (the one that answered last first) until one knows the master.
+    async fn master(&self) -> Result<ConnectionInfo, RedisError> {
+        let count = self.sentinels.len();
+        let start = self.preferred.load(Ordering::Relaxed);
+        let mut last_error = None;
+        for i in 0..count {
+            let index = (start + i) % count;
+            match self.ask(&self.sentinels[index]).await {
+                Ok(Some((host, port))) => {
+                    self.preferred.store(index, Ordering::Relaxed);
+                    self.observe(&host, port);
+                    return Ok(ConnectionAddr::Tcp(host, port)
+                        .into_connection_info()?
+                        .set_redis_settings(self.settings.clone()));
+                }
+                Ok(None) => {
+                    last_error = Some(RedisError::from((
+                        ErrorKind::MasterNameNotFoundBySentinel,
+                        "the sentinel does not monitor this master name",
+                        self.master_name.clone(),
+                    )))
+                }
+                Err(err) => last_error = Some(err),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| {
+            RedisError::from((ErrorKind::EmptySentinelList, "no sentinel addresses"))
+        }))
+    }
+
+    /// Note the master's address; on a change, retire the pool's connections
+    /// and tell the near-cache subscription.
+    fn observe(&self, host: &str, port: u16) {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = match current.as_ref() {
+            Some((h, p)) => (h.as_str(), *p) != (host, port),
+            None => false,
+        };
+        if changed || current.is_none() {
+            *current = Some((host.to_owned(), port));
+        }
+        drop(current);
+        if changed {
+            tracing::warn!(
+                target: "tower_jwt_auth::redis",
+                master = %format!("{host}:{port}"),
+                "the sentinels name a new master: moving every connection to it"
+            );
+            self.pool_epoch.fetch_add(1, Ordering::Relaxed);
+            self.changes.send_modify(|n| *n += 1);
+        }
+    }
+
+    async fn ask(&self, sentinel: &ConnectionInfo) -> Result<Option<(String, u16)>, RedisError> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout));
+        let mut conn = Client::open(sentinel.clone())?
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        redis::cmd("SENTINEL")
+            .arg("GET-MASTER-ADDR-BY-NAME")
+            .arg(&self.master_name)
+            .query_async(&mut conn)
+            .await
+    }
+}
+
+/// `ROLE` must say `master`.
+#[cfg(feature = "redis-sentinel")]
+async fn ensure_master(conn: &mut MultiplexedConnection) -> Result<(), RedisError> {
+    let role: Value = redis::cmd("ROLE").query_async(conn).await?;
+    let first = value_array(role.clone()).and_then(|items| items.into_iter().next());
+    match first.and_then(value_text).as_deref() {
+        Some("master") => Ok(()),
+        _ => Err(RedisError::from((
+            ErrorKind::Server(ServerErrorKind::ReadOnly),
+            "the server the sentinels named is not a master (yet)",
+            format!("{role:?}"),
+        ))),
+    }
+}
+
+/// Follow the sentinels' `+switch-master` announcements (subscribed on one
+/// sentinel at a time, the next one when it is lost), so that the store moves
+/// to a new master as soon as it is named, not only when the old one fails.
+/// After each (re)subscription the master is looked up once, in case a
+/// switch was announced while no subscription was alive. Ends with the store.
+#[cfg(feature = "redis-sentinel")]
+async fn watch_master(lookup: Weak<SentinelLookup>) {
+    use futures_util::StreamExt;
+    let mut next = 0;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let Some(strong) = lookup.upgrade() else {
+            return;
+        };
+        let sentinel = strong.sentinels[next % strong.sentinels.len()].clone();
+        next += 1;
+        let timeout = strong.timeout;
+        drop(strong);
+        let subscribe = async {
+            let mut pubsub = Client::open(sentinel)?.get_async_pubsub().await?;
+            pubsub.subscribe("+switch-master").await?;
+            Ok::<_, RedisError>(pubsub)
+        };
+        if let Ok(Ok(mut pubsub)) = tokio::time::timeout(timeout, subscribe).await {
+            backoff = Duration::from_millis(50);
+            let Some(strong) = lookup.upgrade() else {
+                return;
+            };
+            let _ = strong.master().await;
+            drop(strong);
+            let mut stream = pubsub.on_message();
+            loop {
+                match tokio::time::timeout(Duration::from_secs(1), stream.next()).await {
+                    Ok(Some(msg)) => {
+                        let Some(strong) = lookup.upgrade() else {
+                            return;
+                        };
+                        // `<name> <old ip> <old port> <new ip> <new port>`
+                        let payload = String::from_utf8_lossy(msg.get_payload_bytes()).into_owned();
+                        let parts: Vec<&str> = payload.split_whitespace().collect();
+                        if let [name, _, _, host, port] = parts[..] {
+                            if name == strong.master_name {
+                                if let Ok(port) = port.parse() {
+                                    strong.observe(host, port);
+                                }
+                            }
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(_idle) if lookup.strong_count() == 0 => return,
+                    Err(_idle) => {}
+                }
+            }
+            continue;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(1));
     }
 }
 
@@ -561,51 +829,139 @@ impl bb8::ErrorSink<RedisError> for LogSink {
     }
 }
 
-enum Pool {
-    Own(bb8::Pool<Manager>),
+/// How the store reaches Redis.
+enum Backend {
+    /// Our own pool (one server, or Sentinel's master), and its manager's epoch.
+    Own(bb8::Pool<Manager>, Arc<AtomicU64>),
+    /// A pool handed in by the user.
     External(bb8::Pool<bb8_redis::RedisConnectionManager>),
+    /// A Redis Cluster: one multiplexed connection per node, routed by key
+    /// slot; MOVED/ASK, retries and topology refreshes are the client's.
+    #[cfg(feature = "redis-cluster")]
+    Cluster(redis::cluster_async::ClusterConnection),
 }
 
-impl Pool {
-    fn state(&self) -> bb8::State {
-        match self {
-            Self::Own(pool) => pool.state(),
+impl Backend {
+    /// Connections open and idle, for `Debug` (a cluster shows none: its
+    /// client keeps one per node out of sight).
+    fn state(&self) -> (u32, u32) {
+        let state = match self {
+            Self::Own(pool, _) => pool.state(),
             Self::External(pool) => pool.state(),
-        }
+            #[cfg(feature = "redis-cluster")]
+            Self::Cluster(_) => return (0, 0),
+        };
+        (state.connections, state.idle_connections)
     }
 
     fn max_size(&self) -> u32 {
         match self {
-            Self::Own(pool) => pool.config().max_size,
+            Self::Own(pool, _) => pool.config().max_size,
             Self::External(pool) => pool.config().max_size,
+            #[cfg(feature = "redis-cluster")]
+            Self::Cluster(_) => 1,
         }
     }
 }
 
 /// A connection borrowed for one command: a clone of a pooled multiplexed
 /// connection (the pool slot is released at once, so concurrent commands
-/// pipeline on the same connection).
+/// pipeline on the same connection), or of the cluster connection.
 struct Lease {
-    conn: MultiplexedConnection,
-    broken: Option<Arc<AtomicBool>>,
+    conn: LeasedConn,
+    /// Our own pool's connection: how to report it unusable.
+    health: Option<Health>,
+}
+
+struct Health {
+    broken: Arc<AtomicBool>,
+    /// The manager's epoch, and the connection's.
+    epoch: Arc<AtomicU64>,
+    opened: u64,
+}
+
+enum LeasedConn {
+    Single(MultiplexedConnection),
+    #[cfg(feature = "redis-cluster")]
+    Cluster(redis::cluster_async::ClusterConnection),
 }
 
 impl Lease {
+    async fn query(&mut self, cmd: &Cmd) -> Result<Value, RedisError> {
+        match &mut self.conn {
+            LeasedConn::Single(conn) => cmd.query_async(conn).await,
+            #[cfg(feature = "redis-cluster")]
+            LeasedConn::Cluster(conn) => cmd.query_async(conn).await,
+        }
+    }
+
+    /// `EVALSHA`; on `NOSCRIPT` (a flushed cache, a restarted or new node, a
+    /// promoted replica):
+    ///
+    /// - one server: `SCRIPT LOAD` then `EVALSHA` again on the same
+    ///   connection (what redis-rs's `ScriptInvocation` does);
+    /// - a cluster: `EVAL` with the body, routed by the first key like the
+    ///   `EVALSHA` was. redis-rs would send `SCRIPT LOAD` to *all* nodes and
+    ///   fail unless all succeed, so one unreachable node (exactly the case
+    ///   during a failover) would fail every script on every healthy shard;
+    ///   `EVAL` needs only the key's node and also caches the script there.
+    async fn eval(&mut self, invocation: &Invocation<'_>) -> Result<Value, RedisError> {
+        let evalsha = invocation.cmd(false);
+        match self.query(&evalsha).await {
+            Err(err) if err.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                match &mut self.conn {
+                    LeasedConn::Single(conn) => {
+                        redis::cmd("SCRIPT")
+                            .arg("LOAD")
+                            .arg(&invocation.lua.code)
+                            .query_async::<()>(conn)
+                            .await?;
+                        evalsha.query_async(conn).await
+                    }
+                    #[cfg(feature = "redis-cluster")]
+                    LeasedConn::Cluster(conn) => invocation.cmd(true).query_async(conn).await,
+                }
+            }
+            other => other,
+        }
+    }
+
     fn settle<T>(&self, result: Result<T, RedisError>) -> Result<T, StoreError> {
         result.map_err(|err| {
-            if is_connection_error(&err) {
-                if let Some(flag) = &self.broken {
-                    flag.store(true, Ordering::Relaxed);
+            if let Some(health) = &self.health {
+                if is_read_only(&err) {
+                    // Every connection opened so far goes to the demoted server.
+                    health.epoch.fetch_max(health.opened + 1, Ordering::Relaxed);
+                }
+                if is_connection_error(&err) {
+                    health.broken.store(true, Ordering::Relaxed);
                 }
             }
             map_redis_error(err)
         })
     }
+
+    /// Whether `result` failed with `READONLY` on a connection of our own
+    /// pool: then nothing was written, and after [`settle`](Self::settle) a
+    /// new lease reaches the new master, so trying once more is safe.
+    fn worth_retrying<T>(&self, result: &Result<T, RedisError>) -> bool {
+        self.health.is_some() && result.as_ref().is_err_and(is_read_only)
+    }
 }
 
 /// Whether the connection the error came from should be replaced.
+///
+/// `READONLY` counts: the server was demoted to a replica (a Sentinel
+/// failover); a new connection asks the sentinels for the new master.
 fn is_connection_error(err: &RedisError) -> bool {
-    err.is_io_error() || err.is_connection_dropped() || err.is_unrecoverable_error()
+    err.is_io_error()
+        || err.is_connection_dropped()
+        || err.is_unrecoverable_error()
+        || is_read_only(err)
+}
+
+fn is_read_only(err: &RedisError) -> bool {
+    err.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly)
 }
 
 fn map_redis_error(err: RedisError) -> StoreError {
@@ -744,9 +1100,23 @@ impl fmt::Debug for Target {
 /// `revoke`, `ban`, `unban`, `session`, so that other instances can drop
 /// cached verdicts of that subject.
 ///
-/// The pool holds a few multiplexed connections (commands pipeline on them);
-/// a connection that dies (Redis restart, failover) is replaced by itself.
-/// Cloning is cheap and clones share the pool.
+/// # Deployments
+///
+/// The same store, and so the same application code, runs against:
+///
+/// - one Redis ([`connect`](Self::connect), [`builder`](Self::builder)): a
+///   pool of a few multiplexed connections (commands pipeline on them); a
+///   connection that dies (Redis restart) is replaced by itself;
+/// - a Redis Cluster ([`cluster`](Self::cluster), feature `redis-cluster`):
+///   each script goes to the node that serves its subject's slot; MOVED/ASK
+///   redirections, retries and topology refreshes after a failover are the
+///   cluster client's;
+/// - a Sentinel group ([`sentinel`](Self::sentinel), feature
+///   `redis-sentinel`): every new connection asks the sentinels for the
+///   current master, and a connection to a master that died or was demoted
+///   (`READONLY`) is replaced, so the store follows a failover by itself.
+///
+/// Cloning is cheap and clones share the connections.
 ///
 /// # Example
 ///
@@ -769,49 +1139,98 @@ pub struct RedisStore {
 }
 
 struct Inner {
-    pool: Pool,
+    backend: Backend,
     prefix: String,
     channel: String,
-    target: Option<Target>,
+    mode: Mode,
+    /// The servers named in the configuration (for `Debug` and the startup
+    /// checks); empty for a pool handed in by the user.
+    targets: Vec<Target>,
     connection_timeout: Duration,
     near: Option<Arc<NearCache>>,
 }
 
+/// How the store was configured, for `Debug`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Single,
+    ExternalPool,
+    #[cfg(feature = "redis-cluster")]
+    Cluster,
+    #[cfg(feature = "redis-sentinel")]
+    Sentinel,
+}
+
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.inner.pool.state();
+        let (connections, idle) = self.inner.backend.state();
         f.debug_struct("RedisStore")
-            .field("target", &self.inner.target)
+            .field("mode", &self.inner.mode)
+            .field("targets", &self.inner.targets)
             .field("prefix", &self.inner.prefix)
-            .field("connections", &state.connections)
-            .field("idle_connections", &state.idle_connections)
+            .field("connections", &connections)
+            .field("idle_connections", &idle)
             .finish()
     }
 }
 
-/// Builder for [`RedisStore`], from [`RedisStore::builder`].
+/// What a [`RedisStoreBuilder`] connects to.
+#[derive(Clone)]
+enum Endpoint {
+    Url(String),
+    #[cfg(feature = "redis-cluster")]
+    Cluster(Vec<String>),
+    #[cfg(feature = "redis-sentinel")]
+    Sentinel {
+        sentinels: Vec<String>,
+        master_name: String,
+    },
+}
+
+/// Builder for [`RedisStore`], from [`RedisStore::builder`],
+/// [`RedisStoreBuilder::cluster`] or [`RedisStoreBuilder::sentinel`].
 #[must_use = "a builder does nothing until `build` is awaited"]
 pub struct RedisStoreBuilder {
-    url: String,
+    endpoint: Endpoint,
     pool_size: u32,
     connection_timeout: Duration,
     response_timeout: Duration,
     prefix: String,
     startup_checks: bool,
     near_cache: Option<NearCacheConfig>,
+    #[cfg(feature = "redis-sentinel")]
+    master: redis::RedisConnectionInfo,
+}
+
+/// Targets for `Debug`, without passwords; unparsable URLs are left out.
+fn targets_of<'a>(urls: impl IntoIterator<Item = &'a str>) -> Vec<Target> {
+    urls.into_iter()
+        .filter_map(|url| url.into_connection_info().ok())
+        .map(|info| Target::from_info(&info))
+        .collect()
 }
 
 impl fmt::Debug for RedisStoreBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let target = self
-            .url
-            .as_str()
-            .into_connection_info()
-            .ok()
-            .map(|info| Target::from_info(&info));
-        f.debug_struct("RedisStoreBuilder")
-            .field("target", &target)
-            .field("pool_size", &self.pool_size)
+        let mut out = f.debug_struct("RedisStoreBuilder");
+        match &self.endpoint {
+            Endpoint::Url(url) => out.field("target", &targets_of([url.as_str()]).pop()),
+            #[cfg(feature = "redis-cluster")]
+            Endpoint::Cluster(nodes) => out.field(
+                "cluster_nodes",
+                &targets_of(nodes.iter().map(String::as_str)),
+            ),
+            #[cfg(feature = "redis-sentinel")]
+            Endpoint::Sentinel {
+                sentinels,
+                master_name,
+            } => {
+                let urls: Vec<String> = sentinels.iter().map(|s| sentinel_url(s)).collect();
+                out.field("sentinels", &targets_of(urls.iter().map(String::as_str)))
+                    .field("master_name", master_name)
+            }
+        };
+        out.field("pool_size", &self.pool_size)
             .field("connection_timeout", &self.connection_timeout)
             .field("response_timeout", &self.response_timeout)
             .field("prefix", &self.prefix)
@@ -822,8 +1241,90 @@ impl fmt::Debug for RedisStoreBuilder {
 }
 
 impl RedisStoreBuilder {
+    fn with_endpoint(endpoint: Endpoint) -> Self {
+        Self {
+            endpoint,
+            pool_size: DEFAULT_POOL_SIZE,
+            connection_timeout: DEFAULT_CONNECTION_TIMEOUT,
+            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
+            prefix: DEFAULT_PREFIX.to_owned(),
+            startup_checks: true,
+            near_cache: None,
+            #[cfg(feature = "redis-sentinel")]
+            master: redis::RedisConnectionInfo::default(),
+        }
+    }
+
+    /// A builder for one Redis server (same as [`RedisStore::builder`]).
+    pub fn new(url: &str) -> Self {
+        Self::with_endpoint(Endpoint::Url(url.to_owned()))
+    }
+
+    /// A builder for a Redis Cluster, from the `redis://` (or `rediss://`)
+    /// URLs of some of its nodes (any role; the client discovers the rest).
+    /// All URLs must carry the same credentials.
+    ///
+    /// The near-cache subscribes to the events channel on one of these nodes
+    /// (a plain `PUBLISH` reaches every node of a cluster) and moves to the
+    /// next one when the subscription is lost, so list several. A node that
+    /// is up but cut off from the other nodes delivers no events while its
+    /// connection looks healthy: then a cached verdict can outlive a
+    /// revocation by up to the near-cache's maximum age.
+    ///
+    /// Every key of one subject shares a hash tag, so each check and each
+    /// session operation stays one script on one node. The client follows
+    /// MOVED/ASK, refreshes the topology after a failover and retries a
+    /// failed attempt a few times (short backoff, all within
+    /// [`response_timeout`](Self::response_timeout)).
+    /// [`pool_size`](Self::pool_size) does not apply: the client keeps one
+    /// multiplexed connection per node.
+    #[cfg(feature = "redis-cluster")]
+    pub fn cluster(nodes: &[&str]) -> Self {
+        Self::with_endpoint(Endpoint::Cluster(
+            nodes.iter().map(|n| (*n).to_owned()).collect(),
+        ))
+    }
+
+    /// A builder for a master watched by Redis Sentinel: the sentinels'
+    /// addresses (`host:port`, or `redis://[:password@]host:port` when the
+    /// sentinels require a password) and the monitored master's name.
+    ///
+    /// Every new connection asks the sentinels (`SENTINEL
+    /// GET-MASTER-ADDR-BY-NAME`) for the current master and checks its
+    /// `ROLE`; a connection that breaks or meets `READONLY` (its server was
+    /// demoted) is replaced, so after a failover the store finds the new
+    /// master by itself. The master's credentials and database are set with
+    /// [`master_auth`](Self::master_auth) and [`master_db`](Self::master_db).
+    #[cfg(feature = "redis-sentinel")]
+    pub fn sentinel(sentinels: &[&str], master_name: &str) -> Self {
+        Self::with_endpoint(Endpoint::Sentinel {
+            sentinels: sentinels.iter().map(|s| (*s).to_owned()).collect(),
+            master_name: master_name.to_owned(),
+        })
+    }
+
+    /// Sentinel only: the credentials of the master (and replicas), for
+    /// `AUTH [username] password`.
+    #[cfg(feature = "redis-sentinel")]
+    pub fn master_auth(mut self, username: Option<&str>, password: &str) -> Self {
+        let mut settings = self.master.set_password(password);
+        if let Some(username) = username {
+            settings = settings.set_username(username);
+        }
+        self.master = settings;
+        self
+    }
+
+    /// Sentinel only: the database number on the master (default 0).
+    #[cfg(feature = "redis-sentinel")]
+    pub fn master_db(mut self, db: i64) -> Self {
+        self.master = self.master.set_db(db);
+        self
+    }
+
     /// Number of multiplexed connections kept open (default 4; at least 1).
-    /// Each one pipelines any number of concurrent commands.
+    /// Each one pipelines any number of concurrent commands. Not used with a
+    /// cluster (one connection per node).
     pub fn pool_size(mut self, size: u32) -> Self {
         self.pool_size = size.max(1);
         self
@@ -836,7 +1337,8 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// How long one command may wait for its reply (default 1 s).
+    /// How long one command may wait for its reply (default 1 s); on a
+    /// cluster, the whole command including its retries and redirections.
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
         self.response_timeout = timeout;
         self
@@ -874,52 +1376,112 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// Open the pool (every connection is opened now, so a wrong URL, a wrong
-    /// password or an unreachable server fails here).
+    /// Connect (a wrong URL, a wrong password or an unreachable server fails
+    /// here): open the pool's connections, or the cluster connection.
     pub async fn build(self) -> Result<RedisStore, StoreError> {
         validate_prefix(&self.prefix)?;
-        let info = self
-            .url
-            .as_str()
-            .into_connection_info()
-            .map_err(StoreError::unavailable)?;
-        let target = Target::from_info(&info);
-        if target.tls {
-            ensure_crypto_provider()?;
-        }
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.connection_timeout))
             .set_response_timeout(Some(self.response_timeout));
-        let pubsub_client = match self.near_cache {
-            Some(_) => Some(Client::open(info.clone()).map_err(StoreError::unavailable)?),
-            None => None,
+        let (backend, mode, targets, events) = match &self.endpoint {
+            Endpoint::Url(url) => {
+                let info = url
+                    .as_str()
+                    .into_connection_info()
+                    .map_err(StoreError::unavailable)?;
+                let target = Target::from_info(&info);
+                if target.tls {
+                    ensure_crypto_provider()?;
+                }
+                let pool = self
+                    .own_pool(
+                        Dial::Fixed(Box::new(info.clone())),
+                        config,
+                        Arc::new(AtomicU64::new(0)),
+                    )
+                    .await?;
+                let events = EventSource::Nodes {
+                    nodes: vec![info],
+                    next: 0,
+                };
+                (pool, Mode::Single, vec![target], events)
+            }
+            #[cfg(feature = "redis-cluster")]
+            Endpoint::Cluster(nodes) => {
+                let infos = nodes
+                    .iter()
+                    .map(|url| url.as_str().into_connection_info())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(StoreError::unavailable)?;
+                if infos.is_empty() {
+                    return Err(StoreError::unavailable(InvalidConfig(
+                        "a cluster needs at least one node URL".to_owned(),
+                    )));
+                }
+                let targets: Vec<Target> = infos.iter().map(Target::from_info).collect();
+                if targets.iter().any(|t| t.tls) {
+                    ensure_crypto_provider()?;
+                }
+                let conn = self.cluster_connection(infos.clone()).await?;
+                let events = EventSource::Nodes {
+                    nodes: infos,
+                    next: 0,
+                };
+                (Backend::Cluster(conn), Mode::Cluster, targets, events)
+            }
+            #[cfg(feature = "redis-sentinel")]
+            Endpoint::Sentinel {
+                sentinels,
+                master_name,
+            } => {
+                let infos = sentinels
+                    .iter()
+                    .map(|s| sentinel_url(s).into_connection_info())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(StoreError::unavailable)?;
+                if infos.is_empty() {
+                    return Err(StoreError::unavailable(InvalidConfig(
+                        "Sentinel needs at least one sentinel address".to_owned(),
+                    )));
+                }
+                // The master's host is not known before connecting: judge by
+                // the sentinels' hosts, with the master's password.
+                let targets = infos
+                    .iter()
+                    .map(|info| Target {
+                        has_password: self.master.password().is_some(),
+                        ..Target::from_info(info)
+                    })
+                    .collect();
+                let epoch = Arc::new(AtomicU64::new(0));
+                let lookup = Arc::new(SentinelLookup {
+                    sentinels: infos,
+                    master_name: master_name.clone(),
+                    settings: self.master.clone(),
+                    timeout: self.connection_timeout,
+                    preferred: std::sync::atomic::AtomicUsize::new(0),
+                    current: std::sync::Mutex::new(None),
+                    pool_epoch: Arc::clone(&epoch),
+                    changes: tokio::sync::watch::Sender::new(0),
+                });
+                let pool = self
+                    .own_pool(Dial::Sentinel(Arc::clone(&lookup)), config, epoch)
+                    .await?;
+                tokio::spawn(watch_master(Arc::downgrade(&lookup)));
+                (pool, Mode::Sentinel, targets, EventSource::Sentinel(lookup))
+            }
         };
-        let manager = Manager::new(info, config).map_err(StoreError::unavailable)?;
-        let pool = bb8::Pool::builder()
-            .max_size(self.pool_size)
-            .min_idle(Some(self.pool_size))
-            .test_on_check_out(false)
-            .connection_timeout(self.connection_timeout)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .error_sink(Box::new(LogSink))
-            .build(manager)
-            .await
-            .map_err(map_redis_error)?;
-        let mut store = RedisStore::new(
-            Pool::Own(pool),
-            self.prefix,
-            Some(target),
-            self.connection_timeout,
-        );
-        if let (Some(config), Some(client)) = (self.near_cache, pubsub_client) {
+        let mut store =
+            RedisStore::new(backend, self.prefix, mode, targets, self.connection_timeout);
+        if let Some(config) = self.near_cache {
             let cache = Arc::new(NearCache::new(config));
             let inner = Arc::get_mut(&mut store.inner).expect("store not shared yet");
             inner.near = Some(Arc::clone(&cache));
             tokio::spawn(run_subscriber(
-                client,
+                events,
                 inner.channel.clone(),
                 Arc::downgrade(&cache),
+                self.connection_timeout,
             ));
             // Wait briefly for the subscription, so the cache works from the start.
             let deadline = tokio::time::Instant::now() + self.connection_timeout;
@@ -931,6 +1493,65 @@ impl RedisStoreBuilder {
             store.log_startup_findings().await;
         }
         Ok(store)
+    }
+
+    async fn own_pool(
+        &self,
+        dial: Dial,
+        config: AsyncConnectionConfig,
+        epoch: Arc<AtomicU64>,
+    ) -> Result<Backend, StoreError> {
+        let pool = bb8::Pool::builder()
+            .max_size(self.pool_size)
+            .min_idle(Some(self.pool_size))
+            .test_on_check_out(false)
+            .connection_timeout(self.connection_timeout)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .error_sink(Box::new(LogSink))
+            .build(Manager::new(dial, config, Arc::clone(&epoch)))
+            .await
+            .map_err(map_redis_error)?;
+        Ok(Backend::Own(pool, epoch))
+    }
+
+    /// The cluster client: per-node connect and per-attempt timeouts from the
+    /// builder; a few quick retries (10 ms, then up to 20, 40, ... 400 ms
+    /// apart, jittered) instead of redis-rs's default 16 retries of at least
+    /// 1.28 s each, all bounded by the response timeout.
+    #[cfg(feature = "redis-cluster")]
+    async fn cluster_connection(
+        &self,
+        nodes: Vec<ConnectionInfo>,
+    ) -> Result<redis::cluster_async::ClusterConnection, StoreError> {
+        redis::cluster::ClusterClientBuilder::new(nodes)
+            .connection_timeout(self.connection_timeout)
+            .response_timeout(self.response_timeout)
+            .overall_response_timeout(Some(self.response_timeout))
+            .retries(CLUSTER_RETRIES)
+            .min_retry_wait(10)
+            .max_retry_wait(400)
+            .retry_wait_formula(10, 2)
+            .build()
+            .map_err(StoreError::unavailable)?
+            .get_async_connection()
+            .await
+            .map_err(map_redis_error)
+    }
+}
+
+/// Retries of one cluster command (MOVED/ASK, TRYAGAIN, CLUSTERDOWN, lost
+/// connections), within the response timeout.
+#[cfg(feature = "redis-cluster")]
+const CLUSTER_RETRIES: u32 = 8;
+
+/// `host:port` → `redis://host:port`; URLs pass unchanged.
+#[cfg(feature = "redis-sentinel")]
+fn sentinel_url(address: &str) -> String {
+    if address.contains("://") {
+        address.to_owned()
+    } else {
+        format!("redis://{address}")
     }
 }
 
@@ -979,15 +1600,23 @@ impl RedisStore {
 
     /// A builder to set the pool size, timeouts and key prefix.
     pub fn builder(url: &str) -> RedisStoreBuilder {
-        RedisStoreBuilder {
-            url: url.to_owned(),
-            pool_size: DEFAULT_POOL_SIZE,
-            connection_timeout: DEFAULT_CONNECTION_TIMEOUT,
-            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
-            prefix: DEFAULT_PREFIX.to_owned(),
-            startup_checks: true,
-            near_cache: None,
-        }
+        RedisStoreBuilder::new(url)
+    }
+
+    /// Connect to a Redis Cluster with the defaults, from the URLs of some of
+    /// its nodes; see [`RedisStoreBuilder::cluster`].
+    #[cfg(feature = "redis-cluster")]
+    pub async fn cluster(nodes: &[&str]) -> Result<Self, StoreError> {
+        RedisStoreBuilder::cluster(nodes).build().await
+    }
+
+    /// Connect to the master `master_name` watched by these sentinels
+    /// (`host:port`) with the defaults; see [`RedisStoreBuilder::sentinel`].
+    #[cfg(feature = "redis-sentinel")]
+    pub async fn sentinel(sentinels: &[&str], master_name: &str) -> Result<Self, StoreError> {
+        RedisStoreBuilder::sentinel(sentinels, master_name)
+            .build()
+            .await
     }
 
     /// Use an existing bb8-redis pool, with the key prefix `jwt`.
@@ -999,9 +1628,10 @@ impl RedisStore {
     pub fn from_pool(pool: bb8::Pool<bb8_redis::RedisConnectionManager>) -> Self {
         let timeout = pool.config().connection_timeout;
         Self::new(
-            Pool::External(pool),
+            Backend::External(pool),
             DEFAULT_PREFIX.to_owned(),
-            None,
+            Mode::ExternalPool,
+            Vec::new(),
             timeout,
         )
     }
@@ -1014,21 +1644,29 @@ impl RedisStore {
         validate_prefix(prefix)?;
         let timeout = pool.config().connection_timeout;
         Ok(Self::new(
-            Pool::External(pool),
+            Backend::External(pool),
             prefix.to_owned(),
-            None,
+            Mode::ExternalPool,
+            Vec::new(),
             timeout,
         ))
     }
 
-    fn new(pool: Pool, prefix: String, target: Option<Target>, timeout: Duration) -> Self {
+    fn new(
+        backend: Backend,
+        prefix: String,
+        mode: Mode,
+        targets: Vec<Target>,
+        timeout: Duration,
+    ) -> Self {
         let channel = format!("{prefix}:events");
         Self {
             inner: Arc::new(Inner {
-                pool,
+                backend,
                 prefix,
                 channel,
-                target,
+                mode,
+                targets,
                 connection_timeout: timeout,
                 near: None,
             }),
@@ -1049,24 +1687,22 @@ impl RedisStore {
     /// an eviction policy that may drop our keys, no password on a
     /// non-loopback address, no persistence. Uses `INFO` (allowed on managed
     /// Redis); `CONFIG GET` only where `INFO` has no answer, and only if allowed.
+    /// On a cluster every master is checked (a finding shared by several
+    /// masters is reported once); with Sentinel, the current master.
     pub async fn startup_findings(&self) -> Vec<StartupFinding> {
         let mut findings = Vec::new();
-        if let Some(target) = &self.inner.target {
+        for target in &self.inner.targets {
             if !target.has_password && !target.is_local() {
-                findings.push(StartupFinding::NoPassword {
+                let finding = StartupFinding::NoPassword {
                     host: target.host.clone().unwrap_or_default(),
-                });
+                };
+                if !findings.contains(&finding) {
+                    findings.push(finding);
+                }
             }
         }
-        let info = match self.query(&redis::cmd("INFO")).await.map(value_text) {
-            Ok(Some(info)) => info,
-            Ok(None) => {
-                findings.push(StartupFinding::CheckFailed {
-                    check: "INFO",
-                    error: "unexpected reply".to_owned(),
-                });
-                return findings;
-            }
+        let info = match self.query(&redis::cmd("INFO")).await {
+            Ok(info) => info,
             Err(err) => {
                 findings.push(StartupFinding::CheckFailed {
                     check: "INFO",
@@ -1075,18 +1711,44 @@ impl RedisStore {
                 return findings;
             }
         };
+        // A cluster answers with one reply per master, keyed by address.
+        let per_node: Vec<(Option<String>, Value)> = match info {
+            Value::Map(pairs) => pairs
+                .into_iter()
+                .map(|(addr, info)| (value_text(addr), info))
+                .collect(),
+            other => vec![(None, other)],
+        };
+        for (node, info) in per_node {
+            for finding in self.node_findings(node.as_deref(), info).await {
+                if !findings.contains(&finding) {
+                    findings.push(finding);
+                }
+            }
+        }
+        findings
+    }
+
+    /// Findings from one server's `INFO` reply; `node` is its `host:port` on
+    /// a cluster (where `CONFIG GET` must be routed to it).
+    async fn node_findings(&self, node: Option<&str>, info: Value) -> Vec<StartupFinding> {
+        let Some(info) = value_text(info) else {
+            return vec![StartupFinding::CheckFailed {
+                check: "INFO",
+                error: "unexpected reply".to_owned(),
+            }];
+        };
         let fields = parse_info(&info);
         let policy = match fields.get("maxmemory_policy") {
             Some(policy) => Some((*policy).to_owned()),
-            None => self.config_get("maxmemory-policy").await,
+            None => self.config_get(node, "maxmemory-policy").await,
         };
         let save = if fields.get("aof_enabled") == Some(&"0") {
-            Some(self.config_get("save").await)
+            Some(self.config_get(node, "save").await)
         } else {
             None
         };
-        findings.extend(findings_from_info(&fields, policy.as_deref(), save));
-        findings
+        findings_from_info(&fields, policy.as_deref(), save)
     }
 
     /// [`startup_findings`](Self::startup_findings), each also logged with
@@ -1099,12 +1761,27 @@ impl RedisStore {
         findings
     }
 
-    /// `CONFIG GET name`, or `None` when not allowed or not answered.
-    async fn config_get(&self, name: &str) -> Option<String> {
-        let reply = self
-            .query(redis::cmd("CONFIG").arg("GET").arg(name))
-            .await
-            .ok()?;
+    /// `CONFIG GET name` (on the cluster node `node`, if given), or `None`
+    /// when not allowed or not answered.
+    async fn config_get(&self, node: Option<&str>, name: &str) -> Option<String> {
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("GET").arg(name);
+        let reply = match (node, &self.inner.backend) {
+            #[cfg(feature = "redis-cluster")]
+            (Some(node), Backend::Cluster(conn)) => {
+                use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+                let (host, port) = node.rsplit_once(':')?;
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                    host: host.to_owned(),
+                    port: port.parse().ok()?,
+                });
+                conn.clone().route_command(cmd, routing).await.ok()?
+            }
+            _ => {
+                let _ = node;
+                self.query(&cmd).await.ok()?
+            }
+        };
         match reply {
             Value::Array(items) if items.len() == 2 => value_text(items.into_iter().nth(1)?),
             Value::Map(pairs) => pairs.into_iter().next().and_then(|(_, v)| value_text(v)),
@@ -1122,18 +1799,25 @@ impl RedisStore {
 
     async fn lease(&self) -> Result<Lease, StoreError> {
         let timeout = self.inner.connection_timeout;
-        match &self.inner.pool {
-            Pool::Own(pool) => {
-                // A connection flagged broken is dropped (bb8 then discards it
-                // and opens a new one); the bound only guards against a loop.
-                for _ in 0..=self.inner.pool.max_size() {
+        match &self.inner.backend {
+            Backend::Own(pool, epoch) => {
+                // A connection flagged broken (or stale) is dropped (bb8 then
+                // discards it and opens a new one); the bound only guards
+                // against a loop.
+                for _ in 0..=self.inner.backend.max_size() {
                     let pooled = pool.get().await.map_err(|e| map_run_error(e, timeout))?;
-                    if pooled.broken.load(Ordering::Relaxed) {
+                    if pooled.broken.load(Ordering::Relaxed)
+                        || pooled.epoch < epoch.load(Ordering::Relaxed)
+                    {
                         continue;
                     }
                     return Ok(Lease {
-                        conn: pooled.conn.clone(),
-                        broken: Some(Arc::clone(&pooled.broken)),
+                        conn: LeasedConn::Single(pooled.conn.clone()),
+                        health: Some(Health {
+                            broken: Arc::clone(&pooled.broken),
+                            epoch: Arc::clone(epoch),
+                            opened: pooled.epoch,
+                        }),
                     });
                 }
                 Err(StoreError::unavailable(std::io::Error::new(
@@ -1141,25 +1825,40 @@ impl RedisStore {
                     "no healthy Redis connection",
                 )))
             }
-            Pool::External(pool) => {
+            Backend::External(pool) => {
                 let pooled = pool.get().await.map_err(|e| map_run_error(e, timeout))?;
                 Ok(Lease {
-                    conn: (*pooled).clone(),
-                    broken: None,
+                    conn: LeasedConn::Single((*pooled).clone()),
+                    health: None,
                 })
             }
+            #[cfg(feature = "redis-cluster")]
+            Backend::Cluster(conn) => Ok(Lease {
+                conn: LeasedConn::Cluster(conn.clone()),
+                health: None,
+            }),
         }
     }
 
-    async fn eval(&self, invocation: ScriptInvocation<'_>) -> Result<Value, StoreError> {
+    async fn eval(&self, invocation: Invocation<'_>) -> Result<Value, StoreError> {
         let mut lease = self.lease().await?;
-        let result = invocation.invoke_async::<Value>(&mut lease.conn).await;
+        let mut result = lease.eval(&invocation).await;
+        if lease.worth_retrying(&result) {
+            let _ = lease.settle(result);
+            lease = self.lease().await?;
+            result = lease.eval(&invocation).await;
+        }
         lease.settle(result)
     }
 
-    async fn query(&self, cmd: &redis::Cmd) -> Result<Value, StoreError> {
+    async fn query(&self, cmd: &Cmd) -> Result<Value, StoreError> {
         let mut lease = self.lease().await?;
-        let result = cmd.query_async::<Value>(&mut lease.conn).await;
+        let mut result = lease.query(cmd).await;
+        if lease.worth_retrying(&result) {
+            let _ = lease.settle(result);
+            lease = self.lease().await?;
+            result = lease.query(cmd).await;
+        }
         lease.settle(result)
     }
 
@@ -1210,50 +1909,131 @@ impl RedisStore {
     }
 }
 
+/// Where the near-cache subscribes to the events channel.
+enum EventSource {
+    /// Fixed servers, tried in turn: the one server, or the cluster nodes
+    /// given (a plain `PUBLISH` on any cluster node reaches every node, so
+    /// any one of them will do; the next one is used when it is lost).
+    Nodes {
+        nodes: Vec<ConnectionInfo>,
+        next: usize,
+    },
+    /// The current master, asked of the sentinels at each (re)connect.
+    #[cfg(feature = "redis-sentinel")]
+    Sentinel(Arc<SentinelLookup>),
+}
+
+impl EventSource {
+    /// Announces that the subscription should move (Sentinel: a new master).
+    fn moves(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        match self {
+            Self::Nodes { .. } => None,
+            #[cfg(feature = "redis-sentinel")]
+            Self::Sentinel(lookup) => Some(lookup.changes.subscribe()),
+        }
+    }
+
+    /// The server to subscribe on now (a different one after each call when
+    /// there are several).
+    async fn next(&mut self) -> Result<Client, RedisError> {
+        match self {
+            Self::Nodes { nodes, next } => {
+                let info = nodes[*next % nodes.len()].clone();
+                *next = (*next + 1) % nodes.len();
+                Client::open(info)
+            }
+            #[cfg(feature = "redis-sentinel")]
+            Self::Sentinel(lookup) => Client::open(lookup.master().await?),
+        }
+    }
+}
+
+/// What the subscription loop waits for.
+enum Next {
+    Message(Option<redis::Msg>),
+    Idle,
+    Moved,
+    Closed,
+}
+
 /// Keep a pub/sub subscription to the events channel; feed the near-cache.
 /// The cache is in use only while the subscription is alive; it ends when
 /// the store (and so the cache) is dropped.
-async fn run_subscriber(client: Client, channel: String, cache: Weak<NearCache>) {
+async fn run_subscriber(
+    mut source: EventSource,
+    channel: String,
+    cache: Weak<NearCache>,
+    connect_timeout: Duration,
+) {
     use futures_util::StreamExt;
     let mut backoff = Duration::from_millis(50);
     loop {
         if cache.strong_count() == 0 {
             return;
         }
-        match client.get_async_pubsub().await {
-            Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
-                Ok(()) => {
-                    let Some(c) = cache.upgrade() else { return };
-                    c.set_alive(true);
-                    drop(c);
-                    tracing::debug!(channel = %channel, "near-cache subscription alive");
-                    backoff = Duration::from_millis(50);
-                    let mut stream = pubsub.on_message();
-                    loop {
-                        match tokio::time::timeout(Duration::from_secs(1), stream.next()).await {
-                            Ok(Some(msg)) => {
-                                let Some(c) = cache.upgrade() else { return };
-                                match msg.get_payload_bytes().splitn(2, |&b| b == b'\n').nth(1) {
-                                    Some(subject) => {
-                                        c.invalidate(&String::from_utf8_lossy(subject))
-                                    }
-                                    // Not ours to parse: be safe.
-                                    None => c.clear(),
-                                }
+        // Taken before the lookup, so that a move during it is not missed.
+        let mut moves = source.moves();
+        let connect = async {
+            let client = source.next().await?;
+            let addr = Target::from_info(client.get_connection_info()).addr;
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, RedisError>((pubsub, addr))
+        };
+        match tokio::time::timeout(connect_timeout, connect).await {
+            Ok(Ok((mut pubsub, addr))) => {
+                let Some(c) = cache.upgrade() else { return };
+                c.set_alive(true);
+                drop(c);
+                tracing::debug!(channel = %channel, server = %addr, "near-cache subscription alive");
+                backoff = Duration::from_millis(50);
+                let mut stream = pubsub.on_message();
+                loop {
+                    let message = tokio::time::timeout(Duration::from_secs(1), stream.next());
+                    let next = match moves.as_mut() {
+                        None => match message.await {
+                            Ok(message) => Next::Message(message),
+                            Err(_) => Next::Idle,
+                        },
+                        Some(watch) => {
+                            use futures_util::future::{select, Either};
+                            let moved = std::pin::pin!(watch.changed());
+                            match select(std::pin::pin!(message), moved).await {
+                                Either::Left((Ok(message), _)) => Next::Message(message),
+                                Either::Left((Err(_), _)) => Next::Idle,
+                                Either::Right((Ok(()), _)) => Next::Moved,
+                                Either::Right((Err(_), _)) => Next::Closed,
                             }
-                            Ok(None) => break,
-                            Err(_idle) if cache.strong_count() == 0 => return,
-                            Err(_idle) => {}
                         }
+                    };
+                    match next {
+                        Next::Message(Some(msg)) => {
+                            let Some(c) = cache.upgrade() else { return };
+                            match msg.get_payload_bytes().splitn(2, |&b| b == b'\n').nth(1) {
+                                Some(subject) => c.invalidate(&String::from_utf8_lossy(subject)),
+                                // Not ours to parse: be safe.
+                                None => c.clear(),
+                            }
+                        }
+                        Next::Message(None) => break,
+                        // The publisher moved (a new master): follow it.
+                        Next::Moved => break,
+                        // No more moves to watch (cannot happen: the sender
+                        // lives as long as `source`).
+                        Next::Closed => moves = None,
+                        Next::Idle if cache.strong_count() == 0 => return,
+                        Next::Idle => {}
                     }
-                    if let Some(c) = cache.upgrade() {
-                        c.set_alive(false);
-                    }
-                    tracing::warn!(channel = %channel, "near-cache subscription lost: cache bypassed until it is back");
                 }
-                Err(err) => tracing::warn!(error = %err, "near-cache subscribe failed"),
-            },
-            Err(err) => tracing::debug!(error = %err, "near-cache subscription connect failed"),
+                if let Some(c) = cache.upgrade() {
+                    c.set_alive(false);
+                }
+                tracing::warn!(channel = %channel, server = %addr, "near-cache subscription lost: cache bypassed until it is back");
+            }
+            Ok(Err(err)) => {
+                tracing::debug!(error = %err, "near-cache subscription failed")
+            }
+            Err(_elapsed) => tracing::debug!("near-cache subscription timed out"),
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(1));
@@ -1934,6 +2714,65 @@ mod tests {
         let shown = format!("{builder:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("10.1.2.3:6380"), "{shown}");
+    }
+
+    #[cfg(feature = "redis-cluster")]
+    #[test]
+    fn debug_of_a_cluster_builder_never_shows_passwords() {
+        let builder = RedisStoreBuilder::cluster(&[
+            "redis://:hunter2@10.1.2.3:7000",
+            "redis://:hunter2@10.1.2.4:7000",
+        ]);
+        let shown = format!("{builder:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("10.1.2.4:7000"), "{shown}");
+    }
+
+    #[cfg(feature = "redis-sentinel")]
+    #[test]
+    fn sentinel_addresses_may_be_bare_or_urls() {
+        assert_eq!(sentinel_url("10.0.0.1:26379"), "redis://10.0.0.1:26379");
+        assert_eq!(
+            sentinel_url("redis://:pw@10.0.0.1:26379"),
+            "redis://:pw@10.0.0.1:26379"
+        );
+        let builder = RedisStoreBuilder::sentinel(&["10.0.0.1:26379"], "mymaster")
+            .master_auth(Some("app"), "hunter2");
+        let shown = format!("{builder:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("10.0.0.1:26379") && shown.contains("mymaster"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn scripts_fall_back_to_their_body() {
+        let mut inv = UNBAN_SCRIPT.prepare_invoke();
+        inv.key("k").arg("a").arg(7);
+        let args = |cmd: Cmd| -> Vec<Vec<u8>> {
+            cmd.args_iter()
+                .map(|arg| match arg {
+                    redis::Arg::Simple(bytes) => bytes.to_vec(),
+                    _ => Vec::new(),
+                })
+                .collect()
+        };
+        let evalsha = args(inv.cmd(false));
+        assert_eq!(evalsha[0], b"EVALSHA");
+        assert_eq!(evalsha[1], UNBAN_SCRIPT.hash.as_bytes());
+        assert_eq!(
+            evalsha[2..],
+            [b"1".to_vec(), b"k".to_vec(), b"a".to_vec(), b"7".to_vec()]
+        );
+        let eval = args(inv.cmd(true));
+        assert_eq!(eval[0], b"EVAL");
+        assert_eq!(eval[1], UNBAN_SCRIPT.code.as_bytes());
+        assert_eq!(eval[2..], evalsha[2..]);
+        assert_eq!(
+            UNBAN_SCRIPT.hash,
+            Script::new(&UNBAN_SCRIPT.code).get_hash()
+        );
     }
 
     #[test]

@@ -3,4 +3,6 @@
 
 pub mod http;
 pub mod quickstart;
+pub mod redis_cluster;
+pub mod redis_sentinel;
 pub mod redis_server;

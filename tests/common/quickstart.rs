@@ -30,6 +30,12 @@ pub fn binary() -> PathBuf {
             if cfg!(feature = "axum") {
                 features.push("axum");
             }
+            if cfg!(feature = "redis-cluster") {
+                features.push("redis-cluster");
+            }
+            if cfg!(feature = "redis-sentinel") {
+                features.push("redis-sentinel");
+            }
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let mut cmd = Command::new(cargo);
             cmd.args([

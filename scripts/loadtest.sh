@@ -1,0 +1,381 @@
+#!/usr/bin/env bash
+# Load test: tower-jwt-auth's quickstart against a hand-written axum
+# middleware (examples/baseline_handwritten.rs), each mode one after the
+# other, on loopback, with a private redis-server. Prints one markdown table.
+#
+#   scripts/loadtest.sh                      # DURATION=10s CONNECTIONS=64 THREADS=1
+#   DURATION=30s CONNECTIONS=128 scripts/loadtest.sh
+#
+# Environment: DURATION (10s), WARMUP (2s), CONNECTIONS (64), THREADS (1),
+# ROUNDS (1: every mode once; more: the modes are run round after round,
+# interleaved, and the table shows the median of each figure),
+# SERVER_CPU (0), CLIENT_CPU (1), SKIP_BUILD (unset), SKIP_MEMORY (unset: run
+# examples/memory_sizing against the private Redis at the end), KEEP_LOGS
+# (unset: the wrk, server, Redis and MONITOR outputs are deleted at the end).
+#
+# Needs: cargo, curl, redis-server, redis-cli, wrk (installed with apt-get
+# when missing and run as root). Uses taskset, when present and there are at
+# least two CPUs, to pin the server to SERVER_CPU and wrk + redis-server to
+# CLIENT_CPU.
+
+set -euo pipefail
+
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+CONNECTIONS=${CONNECTIONS:-64}
+THREADS=${THREADS:-1}
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tower-jwt-auth-loadtest.XXXXXX")
+PIDS=()
+SERVER_PID=""
+REDIS_PORT=""
+
+log() { printf '%s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+cleanup() {
+    local pid
+    for pid in ${SERVER_PID:+"$SERVER_PID"} ${PIDS[@]+"${PIDS[@]}"}; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in ${SERVER_PID:+"$SERVER_PID"} ${PIDS[@]+"${PIDS[@]}"}; do
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ -n "${KEEP_LOGS:-}" ]; then log "logs kept in $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- tools -------------------------------------------------------------------
+
+if ! command -v wrk >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        log "installing wrk..."
+        DEBIAN_FRONTEND=noninteractive apt-get install -y wrk >/dev/null 2>&1 \
+            || { apt-get update >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk >/dev/null 2>&1; } \
+            || die "could not install wrk"
+    else
+        die "wrk is not installed (apt-get install wrk, or brew install wrk)"
+    fi
+fi
+for tool in cargo curl redis-server redis-cli wrk; do
+    command -v "$tool" >/dev/null || die "$tool is not installed"
+done
+
+SERVER_PIN=()
+CLIENT_PIN=()
+PINNING="none (taskset missing or fewer than 2 CPUs)"
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+    SERVER_PIN=(taskset -c "$SERVER_CPU")
+    CLIENT_PIN=(taskset -c "$CLIENT_CPU")
+    PINNING="server on CPU $SERVER_CPU; wrk and redis-server on CPU $CLIENT_CPU"
+fi
+
+# --- build ---------------------------------------------------------------------
+
+cd "$ROOT"
+if [ -z "${SKIP_BUILD:-}" ]; then
+    log "building release examples..."
+    cargo build --release --example quickstart --example baseline_handwritten --example memory_sizing >&2
+fi
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps 2>/dev/null \
+    | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+EXAMPLES="${TARGET_DIR:-$ROOT/target}/release/examples"
+QUICKSTART="$EXAMPLES/quickstart"
+BASELINE="$EXAMPLES/baseline_handwritten"
+[ -x "$QUICKSTART" ] && [ -x "$BASELINE" ] || die "release examples not found in $EXAMPLES"
+
+# --- helpers ------------------------------------------------------------------
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Below the usual ephemeral range (32768-60999), so that no client socket of
+# wrk or curl holds the port.
+free_port() {
+    local port
+    for _ in $(seq 1 100); do
+        port=$(( 10000 + RANDOM % 20000 ))
+        port_in_use "$port" || { echo "$port"; return 0; }
+    done
+    die "no free port found"
+}
+
+wait_http() { # url; fails when the server exits or does not answer in 30 s
+    local deadline=$((SECONDS + 30))
+    until curl -fsS -o /dev/null "$1" 2>/dev/null; do
+        [ "$SECONDS" -lt "$deadline" ] || die "server at $1 did not come up (log: $WORK/server.log)"
+        kill -0 "$SERVER_PID" 2>/dev/null || return 1
+        sleep 0.1
+    done
+}
+
+# start_server NAME health_path env...: runs the binary NAME (quickstart or
+# baseline) pinned to SERVER_CPU with the given environment; sets ADDR.
+start_server() {
+    local which=$1 health=$2; shift 2
+    local bin=$QUICKSTART
+    [ "$which" = baseline ] && bin=$BASELINE
+    for _ in 1 2 3; do # a new port when the chosen one was taken meanwhile
+        ADDR="127.0.0.1:$(free_port)"
+        env -u REDIS_URL -u STATELESS -u NEAR_CACHE -u JWT_SECRET \
+            QUICKSTART_ADDR="$ADDR" BASELINE_ADDR="$ADDR" RUST_LOG=warn ACCESS_TTL_SECS=3600 "$@" \
+            ${SERVER_PIN[@]+"${SERVER_PIN[@]}"} "$bin" >"$WORK/server.log" 2>&1 &
+        SERVER_PID=$!
+        wait_http "http://$ADDR$health" && return 0
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=""
+    done
+    cat "$WORK/server.log" >&2
+    die "$which did not start"
+}
+
+stop_server() {
+    if [ -n "$SERVER_PID" ]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=""
+    fi
+}
+
+login() { # prints the access token
+    curl -fsS -X POST "http://$ADDR/login" -H 'content-type: application/json' \
+        -d '{"username":"alice","password":"alice-pw","device":"loadtest"}' \
+        | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p'
+}
+
+rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
+
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+
+# CPU time (user + system) of the server process so far, in clock ticks.
+server_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat" 2>/dev/null || echo 0; }
+
+# Redis's own CPU time so far, in seconds (user + system, main thread included).
+redis_cpu() {
+    rcli INFO cpu | tr -d '\r' | awk -F: '$1 == "used_cpu_user" || $1 == "used_cpu_sys" { t += $2 } END { printf "%.6f", t }'
+}
+
+# Per-command call counts: "name calls" lines.
+commandstats() {
+    rcli INFO commandstats | tr -d '\r' \
+        | sed -n 's/^cmdstat_\([^:]*\):calls=\([0-9]*\),.*/\1 \2/p' | sort
+}
+
+# Commands the server sends to Redis per request, counted exactly with
+# MONITOR over 100 sequential requests (commands run inside a script are
+# shown as "lua" by MONITOR and not counted: they are no round trip).
+# Sets MONITOR_RESULT.
+monitor_count() { # path token
+    local out="$WORK/monitor-${1//\//}-$RANDOM.txt" n=100 status
+    redis-cli -p "$REDIS_PORT" MONITOR >"$out" &
+    local mon=$!
+    PIDS+=("$mon")
+    sleep 0.3
+    for _ in $(seq 1 "$n"); do
+        status=$(curl -s -o /dev/null -w '%{http_code}' -H "authorization: Bearer $2" "http://$ADDR$1")
+        [ "$status" = 200 ] || die "GET $1 answered $status during the MONITOR count"
+    done
+    sleep 0.3
+    kill "$mon" 2>/dev/null || true
+    wait "$mon" 2>/dev/null || true
+    local client
+    client=$(grep -c '\[[0-9]* 127\.0\.0\.1:[0-9]*\]' "$out" || true)
+    MONITOR_RESULT=$(awk -v c="$client" -v n="$n" 'BEGIN { printf "%.2f", c / n }')
+}
+
+declare -A RPS P99 CMDS BREAKDOWN LABEL ROUTE RPS_MED P99_MED RCPU RCPU_MED ERRORS SCPU SCPU_MED
+KEYS=()
+
+# wrk's latency ("950.00us", "12.65ms", "1.02s") in milliseconds.
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
+        else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
+        else if (v ~ /m$/) { sub(/m$/, "", v); printf "%.3f", v * 60000 }
+        else { sub(/s$/, "", v); printf "%.3f", v * 1000 }
+    }'
+}
+
+minimum() { printf '%s\n' "$@" | sort -g | head -1; }
+
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# run KEY LABEL PATH TOKEN REDIS(0|1): one measured wrk run against $ADDR.
+run() {
+    local key=$1 label=$2 path=$3 token=$4 redis=$5
+    local out="$WORK/wrk-$key-$ROUND.txt"
+    log "[round $ROUND/$ROUNDS] [$key] $label: warm-up $WARMUP, then $DURATION with $CONNECTIONS connections"
+    ${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"} wrk -t1 -c"$CONNECTIONS" -d"$WARMUP" \
+        -H "authorization: Bearer $token" "http://$ADDR$path" >/dev/null
+    local before="" cpu_before="" ticks_before ticks_after
+    if [ "$redis" = 1 ]; then before=$(commandstats); cpu_before=$(redis_cpu); fi
+    ticks_before=$(server_ticks)
+    ${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"} wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
+        -H "authorization: Bearer $token" "http://$ADDR$path" >"$out"
+    ticks_after=$(server_ticks)
+    cat "$out" >&2
+    local requests rps p99 errors
+    requests=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$out")
+    # Non-2xx answers (e.g. 503 when Redis misses the store deadline) are
+    # counted and shown; more than 1% makes the run meaningless.
+    errors=$(sed -n 's/^ *Non-2xx or 3xx responses: *\([0-9]*\).*/\1/p' "$out")
+    errors=${errors:-0}
+    if [ "$errors" -gt $(( ${requests:-0} / 100 )) ]; then
+        die "[$key] $errors non-2xx responses out of $requests (server log: $WORK/server.log)"
+    fi
+    ERRORS[$key]=$(( ${ERRORS[$key]:-0} + errors ))
+    rps=$(sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$out")
+    p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
+    [ -n "$requests" ] && [ -n "$rps" ] || die "[$key] could not read wrk's output"
+    [ -n "${LABEL[$key]:-}" ] || KEYS+=("$key")
+    LABEL[$key]=$label
+    ROUTE[$key]=$path
+    RPS[$key]="${RPS[$key]:-} $rps"
+    SCPU[$key]="${SCPU[$key]:-} $(awk -v a="$ticks_after" -v b="$ticks_before" -v t="$CLK_TCK" -v r="$requests" 'BEGIN { printf "%.2f", (a - b) / t * 1e6 / r }')"
+    P99[$key]="${P99[$key]:-} $p99"
+    if [ "$redis" = 1 ]; then
+        local after breakdown cpu_after
+        cpu_after=$(redis_cpu)
+        after=$(commandstats)
+        RCPU[$key]="${RCPU[$key]:-} $(awk -v a="$cpu_after" -v b="$cpu_before" -v r="$requests" 'BEGIN { printf "%.2f", (a - b) * 1e6 / r }')"
+        # Calls during the run per request, by command (script-internal calls included).
+        breakdown=$(join -a2 -e0 -o 0,1.2,2.2 <(echo "$before") <(echo "$after") \
+            | awk -v r="$requests" '$1 != "info" && $3 > $2 { printf "%s %.2f, ", $1, ($3 - $2) / r }')
+        BREAKDOWN[$key]=${breakdown%, }
+        log "[$key] Redis calls per request during the run: ${BREAKDOWN[$key]:-none}"
+        monitor_count "$path" "$token"
+        CMDS[$key]=$MONITOR_RESULT
+        log "[$key] Redis commands per request (MONITOR, 100 requests): ${CMDS[$key]}"
+    fi
+}
+
+# --- Redis --------------------------------------------------------------------
+
+REDIS_PORT=$(free_port)
+${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"} redis-server --port "$REDIS_PORT" --bind 127.0.0.1 \
+    --save "" --appendonly no --dir "$WORK" >"$WORK/redis.log" 2>&1 &
+PIDS+=("$!")
+for _ in $(seq 1 100); do rcli PING >/dev/null 2>&1 && break; sleep 0.1; done
+rcli PING >/dev/null || die "redis-server did not start"
+REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+
+# --- tokens -------------------------------------------------------------------
+# One stateless token (no sid) for the stateless runs, one session-bound token
+# (a session in the private Redis) for the Redis runs. Same secret, issuer and
+# audience everywhere, so the baseline accepts both.
+
+start_server quickstart /health STATELESS=1
+TOKEN_STATELESS=$(login)
+stop_server
+start_server quickstart /health REDIS_URL="$REDIS_URL"
+TOKEN_REDIS=$(login)
+stop_server
+[ -n "$TOKEN_STATELESS" ] && [ -n "$TOKEN_REDIS" ] || die "login failed"
+
+# --- runs ---------------------------------------------------------------------
+
+ROUNDS=${ROUNDS:-1}
+for ROUND in $(seq 1 "$ROUNDS"); do
+    start_server baseline /bare
+    run bare "baseline, no middleware" /bare "$TOKEN_STATELESS" 0
+    run base_stateless "baseline from_fn + jsonwebtoken" /me "$TOKEN_STATELESS" 0
+    stop_server
+
+    start_server quickstart /health STATELESS=1
+    run qs_stateless "quickstart STATELESS=1" /me "$TOKEN_STATELESS" 0
+    stop_server
+
+    start_server baseline /bare REDIS_URL="$REDIS_URL"
+    run base_redis "baseline + one EXISTS" /me "$TOKEN_REDIS" 1
+    stop_server
+
+    start_server quickstart /health REDIS_URL="$REDIS_URL"
+    run qs_redis "quickstart RedisStore (session token)" /me "$TOKEN_REDIS" 1
+    stop_server
+
+    start_server quickstart /health REDIS_URL="$REDIS_URL" NEAR_CACHE=1
+    run qs_near "quickstart RedisStore + NEAR_CACHE=1" /me "$TOKEN_REDIS" 1
+    stop_server
+
+    start_server quickstart /health
+    TOKEN_MEMORY=$(login)
+    run qs_memory "quickstart MemoryStore (session token)" /me "$TOKEN_MEMORY" 0
+    stop_server
+done
+
+# --- report -------------------------------------------------------------------
+
+# shellcheck disable=SC2086 # word splitting of the per-round lists is wanted
+for key in "${KEYS[@]}"; do
+    RPS_MED[$key]=$(median ${RPS[$key]})
+    P99_MED[$key]=$(median ${P99[$key]})
+    # Other load on the machine only ever adds CPU time (cache and core
+    # contention): the best round is the closest to the intrinsic cost.
+    SCPU_MED[$key]=$(minimum ${SCPU[$key]})
+    if [ -n "${RCPU[$key]:-}" ]; then RCPU_MED[$key]=$(median ${RCPU[$key]}); fi
+done
+
+ratio() { awk -v a="${RPS_MED[$1]}" -v b="${RPS_MED[$2]}" 'BEGIN { printf "%.2f", a / b }'; }
+# The same comparison by server CPU per request (b's cost / a's cost, best
+# round of each): what the throughput ratio would be with the server core
+# saturated; much less sensitive to other load on the machine than req/s.
+cpu_ratio() { awk -v a="${SCPU_MED[$1]}" -v b="${SCPU_MED[$2]}" 'BEGIN { printf "%.2f", b / a }'; }
+at_least() { awk -v r="$1" -v g="$2" 'BEGIN { print (r >= g) ? "yes" : "**no**" }'; }
+
+R1=$(ratio qs_stateless base_stateless)
+R2=$(ratio qs_redis base_redis)
+R3=$(ratio qs_near qs_stateless)
+R4=$(ratio qs_memory base_stateless)
+K1=$(cpu_ratio qs_stateless base_stateless)
+K2=$(cpu_ratio qs_redis base_redis)
+K3=$(cpu_ratio qs_near qs_stateless)
+C1=${CMDS[qs_redis]}
+C2=${CMDS[qs_near]}
+C1_OK=$([ "$C1" = "1.00" ] && echo yes || echo "**no**")
+C2_OK=$(awk -v c="$C2" 'BEGIN { print (c < 0.05) ? "yes" : "**no**" }')
+WHAT=$([ "$ROUNDS" -gt 1 ] && echo "median of $ROUNDS rounds" || echo "one round")
+
+{
+    echo
+    echo "Load test ($WHAT): wrk -t$THREADS -c$CONNECTIONS -d$DURATION after a $WARMUP warm-up, loopback;"
+    echo "$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ //')); pinning: $PINNING; redis $(redis-server --version | sed -n 's/.*v=\([0-9.]*\).*/\1/p')."
+    echo
+    echo "| server | route | req/s | p99 (ms) | non-2xx | server CPU / request (µs, best round) | Redis commands / request | Redis CPU / request (µs) |"
+    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    for key in "${KEYS[@]}"; do
+        printf '| %s | `%s` | %.0f | %.2f | %s | %s | %s | %s |\n' "${LABEL[$key]}" "${ROUTE[$key]}" \
+            "${RPS_MED[$key]}" "${P99_MED[$key]}" "${ERRORS[$key]:-0}" "${SCPU_MED[$key]}" \
+            "${CMDS[$key]:--}" "${RCPU_MED[$key]:--}"
+    done
+    echo
+    echo "| ratio | by req/s | by server CPU / request | goal | met (req/s, CPU) |"
+    echo "| --- | ---: | ---: | ---: | --- |"
+    echo "| 1. quickstart stateless / baseline stateless | $R1 | $K1 | ≥ 1.00 | $(at_least "$R1" 1), $(at_least "$K1" 1) |"
+    echo "| 2. quickstart RedisStore / baseline + EXISTS | $R2 | $K2 | ≥ 1.00 | $(at_least "$R2" 1), $(at_least "$K2" 1) |"
+    echo "| 3. quickstart near-cache / quickstart stateless | $R3 | $K3 | ≥ 0.95 | $(at_least "$R3" 0.95), $(at_least "$K3" 0.95) |"
+    echo "| quickstart MemoryStore / baseline stateless | $R4 | $(cpu_ratio qs_memory base_stateless) | (info) | |"
+    echo
+    echo "| Redis commands per request | value | goal | met |"
+    echo "| --- | ---: | ---: | --- |"
+    echo "| 2. quickstart RedisStore | $C1 | exactly 1 | $C1_OK |"
+    echo "| 3. quickstart near-cache (hot token) | $C2 | 0 | $C2_OK |"
+    if [ "$ROUNDS" -gt 1 ]; then
+        echo
+        echo "Per-round req/s:"
+        for key in "${KEYS[@]}"; do echo "- ${LABEL[$key]}:${RPS[$key]} (server CPU µs/request:${SCPU[$key]})"; done
+    fi
+    echo
+    echo "Redis calls per request during the measured runs, script-internal calls included (INFO commandstats):"
+    echo "- baseline + EXISTS: ${BREAKDOWN[base_redis]:-none}"
+    echo "- quickstart RedisStore: ${BREAKDOWN[qs_redis]:-none}"
+    echo "- quickstart near-cache: ${BREAKDOWN[qs_near]:-none}"
+}
+
+if [ -z "${SKIP_MEMORY:-}" ] && [ -x "$EXAMPLES/memory_sizing" ]; then
+    echo
+    echo "Memory (examples/memory_sizing):"
+    REDIS_URL="$REDIS_URL/1" "$EXAMPLES/memory_sizing" | sed 's/^/- /'
+fi
