@@ -91,7 +91,7 @@ pub use layer::{FailureMode, JwtAuth, JwtAuthService, ResponseFuture, RevokeErro
 pub use session::{IssuedToken, Login, Refreshed, SessionError, Sessions};
 pub use source::{TokenSource, DEFAULT_MAX_TOKEN_LEN};
 #[cfg(feature = "redis")]
-pub use store::RedisStore;
+pub use store::{RedisStore, RedisStoreBuilder};
 pub use store::{
     LimitPolicy, MemoryStore, RevocationReason, RevocationStore, SessionEnd, SessionInfo,
     StoreError,
