@@ -186,6 +186,7 @@ monitor_count() { # path token
     MONITOR_RESULT=$(awk -v c="$client" -v n="$n" 'BEGIN { printf "%.2f", c / n }')
 }
 
+DISCARDED=()
 declare -A RPS P99 CMDS BREAKDOWN LABEL ROUTE RPS_MED P99_MED RCPU RCPU_MED ERRORS SCPU SCPU_MED
 KEYS=()
 
@@ -201,31 +202,39 @@ to_ms() {
 
 minimum() { printf '%s\n' "$@" | sort -g | head -1; }
 
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # run KEY LABEL PATH TOKEN REDIS(0|1): one measured wrk run against $ADDR.
+# A run with more than 1% non-2xx answers (e.g. a stall of the machine made
+# Redis miss the 100 ms store deadline and the circuit breaker opened) is
+# discarded, reported, and run again once.
 run() {
     local key=$1 label=$2 path=$3 token=$4 redis=$5
     local out="$WORK/wrk-$key-$ROUND.txt"
-    log "[round $ROUND/$ROUNDS] [$key] $label: warm-up $WARMUP, then $DURATION with $CONNECTIONS connections"
-    ${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"} wrk -t1 -c"$CONNECTIONS" -d"$WARMUP" \
-        -H "authorization: Bearer $token" "http://$ADDR$path" >/dev/null
-    local before="" cpu_before="" ticks_before ticks_after
-    if [ "$redis" = 1 ]; then before=$(commandstats); cpu_before=$(redis_cpu); fi
-    ticks_before=$(server_ticks)
-    ${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"} wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
-        -H "authorization: Bearer $token" "http://$ADDR$path" >"$out"
-    ticks_after=$(server_ticks)
-    cat "$out" >&2
-    local requests rps p99 errors
-    requests=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$out")
-    # Non-2xx answers (e.g. 503 when Redis misses the store deadline) are
-    # counted and shown; more than 1% makes the run meaningless.
-    errors=$(sed -n 's/^ *Non-2xx or 3xx responses: *\([0-9]*\).*/\1/p' "$out")
-    errors=${errors:-0}
-    if [ "$errors" -gt $(( ${requests:-0} / 100 )) ]; then
-        die "[$key] $errors non-2xx responses out of $requests (server log: $WORK/server.log)"
-    fi
+    local before="" cpu_before="" ticks_before ticks_after requests rps p99 errors attempt
+    for attempt in 1 2; do
+        log "[round $ROUND/$ROUNDS] [$key] $label: warm-up $WARMUP, then $DURATION with $CONNECTIONS connections"
+        ${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"} wrk -t1 -c"$CONNECTIONS" -d"$WARMUP" \
+            -H "authorization: Bearer $token" "http://$ADDR$path" >/dev/null
+        if [ "$redis" = 1 ]; then before=$(commandstats); cpu_before=$(redis_cpu); fi
+        ticks_before=$(server_ticks)
+        ${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"} wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
+            -H "authorization: Bearer $token" "http://$ADDR$path" >"$out"
+        ticks_after=$(server_ticks)
+        cat "$out" >&2
+        requests=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$out")
+        errors=$(sed -n 's/^ *Non-2xx or 3xx responses: *\([0-9]*\).*/\1/p' "$out")
+        errors=${errors:-0}
+        [ "$errors" -gt $(( ${requests:-0} / 100 )) ] || break
+        local reasons
+        reasons=$(sed 's/\x1b\[[0-9;]*m//g' "$WORK/server.log" | grep -o 'WARN.*' | sed 's/^[^:]*: //' \
+            | sort | uniq -c | sort -rn | head -3 | sed 's/^ */  /')
+        log "[$key] $errors non-2xx responses out of $requests; server warnings:"
+        log "$reasons"
+        DISCARDED+=("round $ROUND, ${label}: $errors of $requests requests answered non-2xx; server log: $(echo "$reasons" | head -2 | tr -s ' ' | tr '\n' ';')")
+        [ "$attempt" = 1 ] || die "[$key] failed twice"
+        sleep 2
+    done
     ERRORS[$key]=$(( ${ERRORS[$key]:-0} + errors ))
     rps=$(sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$out")
     p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
@@ -366,6 +375,11 @@ WHAT=$([ "$ROUNDS" -gt 1 ] && echo "median of $ROUNDS rounds" || echo "one round
         echo
         echo "Per-round req/s:"
         for key in "${KEYS[@]}"; do echo "- ${LABEL[$key]}:${RPS[$key]} (server CPU µs/request:${SCPU[$key]})"; done
+    fi
+    if [ "${#DISCARDED[@]}" -gt 0 ]; then
+        echo
+        echo "Discarded and repeated runs:"
+        for d in "${DISCARDED[@]}"; do echo "- $d"; done
     fi
     echo
     echo "Redis calls per request during the measured runs, script-internal calls included (INFO commandstats):"

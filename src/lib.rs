@@ -90,12 +90,12 @@ pub use keys::{ConfigError, Keys};
 pub use layer::{FailureMode, JwtAuth, JwtAuthService, ResponseFuture, RevokeError, Stats};
 pub use session::{IssuedToken, Login, Refreshed, SessionError, Sessions};
 pub use source::{TokenSource, DEFAULT_MAX_TOKEN_LEN};
-#[cfg(feature = "redis")]
-pub use store::{RedisStore, RedisStoreBuilder};
 pub use store::{
     LimitPolicy, MemoryStore, RevocationReason, RevocationStore, SessionEnd, SessionInfo,
     StoreError,
 };
+#[cfg(feature = "redis")]
+pub use store::{RedisStore, RedisStoreBuilder};
 pub use verify::RegisteredClaim;
 
 /// Parsing entry points exposed for fuzzing; not a stable API.

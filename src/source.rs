@@ -67,7 +67,7 @@ pub fn parse_authorization(value: &[u8], max_len: usize) -> Result<Option<&str>,
     const SCHEME: &[u8] = b"bearer";
     // Scheme, at least one space, the token: anything longer is too large
     // before it is looked at.
-    if value.len() > max_len + SCHEME.len() + 16 {
+    if value.len() > max_len.saturating_add(SCHEME.len() + 16) {
         // Another scheme that is merely long is not ours to judge.
         return if value.len() >= SCHEME.len() && value[..SCHEME.len()].eq_ignore_ascii_case(SCHEME)
         {
@@ -238,6 +238,14 @@ mod tests {
         assert_eq!(auth(&long), Err(ErrorKind::TokenTooLarge));
         long.extend(std::iter::repeat_n(b'a', 1000));
         assert_eq!(auth(&long), Err(ErrorKind::TokenTooLarge));
+    }
+
+    #[test]
+    fn an_unbounded_limit_does_not_overflow() {
+        assert_eq!(
+            parse_authorization(b"Bearer abc", usize::MAX).unwrap(),
+            Some("abc")
+        );
     }
 
     #[test]

@@ -88,10 +88,16 @@ struct JoseHeader<'a> {
     kid: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     typ: Option<Cow<'a, str>>,
-    #[serde(default)]
-    crit: Option<IgnoredAny>,
+    /// Present at all, whatever its value (`"crit": null` included).
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
     // jku, x5u, jwk and x5c are ignored on purpose: keys come from the
     // configuration only, never from the token (RFC 8725 §3.10).
+}
+
+/// `true` for any value: used for header parameters whose mere presence matters.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    IgnoredAny::deserialize(d).map(|_| true)
 }
 
 fn malformed(description: &'static str) -> AuthError {
@@ -264,7 +270,7 @@ pub(crate) fn verify<C: DeserializeOwned>(
         .map_err(|_| malformed("token header is not base64url"))?;
     let header: JoseHeader<'_> = serde_json::from_slice(&header_bytes)
         .map_err(|_| malformed("token header is not a JSON object with an alg"))?;
-    if header.crit.is_some() {
+    if header.crit {
         return Err(AuthError::new(
             ErrorKind::UnsupportedCritical,
             "token header has critical extensions",

@@ -533,6 +533,7 @@ async fn crit_header_is_rejected() {
         json!(["http://example.com/ext"]),
         json!([]),
         json!("b64"),
+        json!(null),
     ] {
         let token = hs256_raw(
             &json!({ "alg": "HS256", "crit": crit, "b64": false }),

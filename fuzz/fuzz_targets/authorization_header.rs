@@ -23,9 +23,15 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(Some(token)) = parse_authorization(value, max_len) {
             assert!(is_b64token(token.as_bytes()), "not a b64token: {token:?}");
             assert!(token.len() <= max_len, "longer than the limit");
-            assert!(value.ends_with(token.as_bytes()), "not a suffix of the input");
+            assert!(
+                value.ends_with(token.as_bytes()),
+                "not a suffix of the input"
+            );
             assert!(value.len() > 6 && value[..6].eq_ignore_ascii_case(b"bearer"));
-            assert!(matches!(value[6], b' ' | b'\t'), "scheme not followed by a space");
+            assert!(
+                matches!(value[6], b' ' | b'\t'),
+                "scheme not followed by a space"
+            );
         }
     }
 });

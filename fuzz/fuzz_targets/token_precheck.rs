@@ -53,14 +53,21 @@ fuzz_target!(|data: &[u8]| {
     if mode % 2 == 0 {
         let token = String::from_utf8_lossy(rest);
         check_precheck(&token);
-        assert!(AUTH.verify(&token).is_err(), "accepted a forged token: {token:?}");
+        assert!(
+            AUTH.verify(&token).is_err(),
+            "accepted a forged token: {token:?}"
+        );
         return;
     }
     let (header, payload) = match rest.iter().position(|&b| b == 0) {
         Some(i) => (&rest[..i], &rest[i + 1..]),
         None => (rest, &b"{}"[..]),
     };
-    let message = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(payload));
+    let message = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(payload)
+    );
     // `AUTH` first: building it installs the crypto provider `sign` needs.
     let auth = &*AUTH;
     let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &KEY, Algorithm::HS256).unwrap();
@@ -70,7 +77,10 @@ fuzz_target!(|data: &[u8]| {
         let header = parse::<LaxHeader>(header);
         assert_eq!(header.alg, "HS256", "accepted header {header:?}");
         // Known laxity (reported): `"crit": null` is taken for "no crit".
-        assert!(header.crit.as_ref().is_none_or(Value::is_null), "accepted crit: {header:?}");
+        assert!(
+            header.crit.as_ref().is_none_or(Value::is_null),
+            "accepted crit: {header:?}"
+        );
         let payload = parse::<LaxPayload>(payload);
         assert!(payload.exp.is_number(), "accepted without exp: {payload:?}");
     }
