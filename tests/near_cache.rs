@@ -6,13 +6,14 @@
 
 mod common;
 
+use common::layer::call;
+
 use std::time::{Duration, Instant};
 
 use common::redis_server::RedisServer;
-use http::{Request, Response, StatusCode};
-use tower::ServiceExt;
+use http::StatusCode;
 use tower_jwt_auth::store::NearCacheConfig;
-use tower_jwt_auth::{AuthError, JwtAuth, Keys, RedisStore};
+use tower_jwt_auth::{JwtAuth, Keys, RedisStore};
 
 const SECRET: &[u8] = b"near-cache-secret-0123456789-abcdefgh";
 
@@ -34,27 +35,6 @@ fn auth(store: RedisStore) -> JwtAuth<serde_json::Value> {
         .store(store)
         .idle_timeout(Duration::from_millis(800))
         .touch_interval(Duration::from_millis(200))
-}
-
-async fn call(
-    auth: &JwtAuth<serde_json::Value>,
-    token: &str,
-) -> (StatusCode, Option<&'static str>) {
-    let res = tower::ServiceBuilder::new()
-        .layer(auth.clone())
-        .service(tower::service_fn(|_req: Request<String>| async {
-            Ok::<_, std::convert::Infallible>(Response::new(String::new()))
-        }))
-        .oneshot(
-            Request::get("/")
-                .header("authorization", format!("Bearer {token}"))
-                .body(String::new())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let reason = res.extensions().get::<AuthError>().and_then(|e| e.reason());
-    (res.status(), reason)
 }
 
 fn evalsha(server: &RedisServer) -> u64 {

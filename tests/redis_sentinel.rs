@@ -6,13 +6,14 @@
 
 mod common;
 
+use common::layer::{call, issue, rejected_within, OK, REVOKED};
+
 use std::time::{Duration, Instant};
 
 use common::redis_sentinel::{SentinelGroup, MASTER_NAME};
-use http::{Request, Response, StatusCode};
-use tower::ServiceExt;
+use http::StatusCode;
 use tower_jwt_auth::store::{NearCacheConfig, RedisStoreBuilder};
-use tower_jwt_auth::{AuthError, JwtAuth, Keys, RedisStore};
+use tower_jwt_auth::{JwtAuth, Keys, RedisStore};
 
 const SECRET: &[u8] = b"sentinel-test-secret-0123456789-abcdefg";
 
@@ -36,53 +37,6 @@ fn auth(store: RedisStore) -> JwtAuth<serde_json::Value> {
         .store_deadline(Duration::from_millis(300))
         // Measure the store, not the breaker's cool-down.
         .circuit_breaker(u32::MAX, Duration::from_millis(1))
-}
-
-async fn call(
-    auth: &JwtAuth<serde_json::Value>,
-    token: &str,
-) -> (StatusCode, Option<&'static str>) {
-    let res = tower::ServiceBuilder::new()
-        .layer(auth.clone())
-        .service(tower::service_fn(|_req: Request<String>| async {
-            Ok::<_, std::convert::Infallible>(Response::new(String::new()))
-        }))
-        .oneshot(
-            Request::get("/")
-                .header("authorization", format!("Bearer {token}"))
-                .body(String::new())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let reason = res.extensions().get::<AuthError>().and_then(|e| e.reason());
-    (res.status(), reason)
-}
-
-fn issue(auth: &JwtAuth<serde_json::Value>, subject: &str) -> String {
-    auth.sessions()
-        .issue(subject, &serde_json::json!({}))
-        .unwrap()
-        .token
-}
-
-const OK: (StatusCode, Option<&str>) = (StatusCode::OK, None);
-const REVOKED: (StatusCode, Option<&str>) = (StatusCode::UNAUTHORIZED, Some("token_revoked"));
-
-async fn rejected_within(
-    auth: &JwtAuth<serde_json::Value>,
-    token: &str,
-    bound: Duration,
-) -> Duration {
-    let started = Instant::now();
-    loop {
-        let got = call(auth, token).await;
-        if got == REVOKED {
-            return started.elapsed();
-        }
-        assert!(started.elapsed() < bound, "still {got:?} after {bound:?}");
-        tokio::time::sleep(Duration::from_micros(200)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
