@@ -1,13 +1,16 @@
-//! Memory cost of a revoked token, for sizing (`BENCHMARKS.md`).
+//! Memory cost of a revoked token and of a session, for sizing (`BENCHMARKS.md`).
 //!
 //! - `MemoryStore`: resident set growth for `N` deny entries (default 100 000),
 //!   once with one revoked token per subject (the worst case: each entry also
-//!   creates its subject) and once with all tokens under one subject.
+//!   creates its subject) and once with all tokens under one subject; and for
+//!   `N` sessions (one login per subject).
 //! - `RedisStore` (when `REDIS_URL` is set): `MEMORY USAGE` of one deny key
 //!   written by `JwtAuth::revoke`, and the `used_memory` growth for
-//!   `REDIS_TOKENS` revocations (default 10 000) divided by their number.
-//!   Use an empty database: the keys are left behind (they expire with the
-//!   tokens, after `ACCESS_TTL_SECS` + leeway).
+//!   `REDIS_TOKENS` revocations (default 10 000) divided by their number; the
+//!   same for sessions (`MEMORY USAGE` of a session hash and of the subject's
+//!   session index, `used_memory` growth per login).
+//!   Use an empty database: the keys are left behind (deny entries expire
+//!   with the tokens, sessions after their idle timeout).
 //!
 //! ```text
 //! cargo run --release --example memory_sizing
@@ -68,6 +71,24 @@ async fn memory_store(n: usize, distinct_subjects: bool) -> Option<(f64, MemoryS
     Some((after.saturating_sub(before) as f64 / n as f64, store))
 }
 
+/// RSS growth per session for `n` logins, one subject each.
+async fn memory_sessions(n: usize) -> Option<(f64, JwtAuth<serde_json::Value>)> {
+    let subjects: Vec<String> = (0..n).map(|i| format!("user-{i:07}")).collect();
+    let auth = JwtAuth::<serde_json::Value>::new(Keys::hs256(SECRET).ok()?)
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .store(MemoryStore::new());
+    let sessions = auth.sessions();
+    let claims = json!({ "roles": ["user"] });
+    sessions.login("warm-up", "web", &claims).await.ok()?;
+    let before = rss_bytes()?;
+    for subject in &subjects {
+        sessions.login(subject, "web", &claims).await.ok()?;
+    }
+    let after = rss_bytes()?;
+    Some((after.saturating_sub(before) as f64 / n as f64, auth))
+}
+
 async fn info_used_memory(conn: &mut redis::aio::MultiplexedConnection) -> redis::RedisResult<u64> {
     let info: String = redis::cmd("INFO").arg("memory").query_async(conn).await?;
     Ok(info
@@ -123,6 +144,34 @@ async fn redis_store(url: &str, n: usize) -> Result<(), Box<dyn std::error::Erro
         after.saturating_sub(before),
         after.saturating_sub(before) as f64 / n as f64
     );
+
+    let login = sessions.login("alice", "web", &claims).await?;
+    for (what, key) in [
+        ("session hash", format!("jwt:{{alice}}:session:{}", login.session_id)),
+        ("session index (ZSET, one session)", "jwt:{alice}:sessions".to_owned()),
+    ] {
+        let usage: Option<u64> = redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await?;
+        println!(
+            "redis: MEMORY USAGE {key} ({what}) = {} bytes",
+            usage.map_or_else(|| "missing".to_owned(), |u| u.to_string())
+        );
+    }
+    let before = info_used_memory(&mut conn).await?;
+    for i in 0..n {
+        sessions
+            .login(&format!("session-user-{i:07}"), "web", &claims)
+            .await?;
+    }
+    let after = info_used_memory(&mut conn).await?;
+    println!(
+        "redis: used_memory +{} bytes for {n} sessions (one per subject) = {:.1} bytes per session",
+        after.saturating_sub(before),
+        after.saturating_sub(before) as f64 / n as f64
+    );
     Ok(())
 }
 
@@ -130,6 +179,7 @@ async fn redis_store(url: &str, n: usize) -> Result<(), Box<dyn std::error::Erro
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n = env_usize("N", 100_000);
     let mut keep = Vec::new();
+    let mut keep_auth = None;
     match memory_store(n, true).await {
         Some((per, store)) => {
             println!("memory: RSS +{per:.1} bytes per deny entry ({n} entries, one subject each)");
@@ -141,8 +191,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("memory: RSS +{per:.1} bytes per deny entry ({n} entries, all one subject)");
         keep.push(store);
     }
+    if let Some((per, auth)) = memory_sessions(n).await {
+        println!("memory: RSS +{per:.1} bytes per session ({n} logins, one subject each)");
+        keep_auth = Some(auth);
+    }
     if let Ok(url) = std::env::var("REDIS_URL") {
         redis_store(&url, env_usize("REDIS_TOKENS", 10_000)).await?;
     }
+    drop((keep, keep_auth));
     Ok(())
 }
