@@ -147,8 +147,14 @@ async fn redis_store(url: &str, n: usize) -> Result<(), Box<dyn std::error::Erro
 
     let login = sessions.login("alice", "web", &claims).await?;
     for (what, key) in [
-        ("session hash", format!("jwt:{{alice}}:session:{}", login.session_id)),
-        ("session index (ZSET, one session)", "jwt:{alice}:sessions".to_owned()),
+        (
+            "session hash",
+            format!("jwt:{{alice}}:session:{}", login.session_id),
+        ),
+        (
+            "session index (ZSET, one session)",
+            "jwt:{alice}:sessions".to_owned(),
+        ),
     ] {
         let usage: Option<u64> = redis::cmd("MEMORY")
             .arg("USAGE")
