@@ -92,12 +92,20 @@ pub struct Stats {
 
 /// A circuit breaker: after `threshold` consecutive failures the store is not
 /// asked for `cooldown`; then one probe goes through, and a success closes it.
+///
+/// Requests that were already in flight when a failure was counted belong to
+/// the same outage (one stall fails them all at once, e.g. 25 concurrent
+/// checks missing the deadline together): they count once, so a single
+/// hiccup does not open the breaker, while a dead store (every new request
+/// fails) opens it after `threshold` waves.
 #[derive(Debug)]
 pub(crate) struct Breaker {
     threshold: u32,
     cooldown: Duration,
     failures: AtomicU32,
     open_until_ms: AtomicU64,
+    /// When a failure was last counted (µs since `epoch`).
+    last_counted_us: AtomicU64,
     epoch: std::time::Instant,
 }
 
@@ -108,12 +116,18 @@ impl Breaker {
             cooldown,
             failures: AtomicU32::new(0),
             open_until_ms: AtomicU64::new(0),
+            last_counted_us: AtomicU64::new(0),
             epoch: std::time::Instant::now(),
         }
     }
 
     fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// A timestamp for [`failure`](Self::failure): when a check started.
+    pub(crate) fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
     }
 
     /// Whether a request may ask the store now.
@@ -142,7 +156,23 @@ impl Breaker {
         }
     }
 
-    fn failure(&self) {
+    fn failure(&self, started_us: u64) {
+        let last = self.last_counted_us.load(Ordering::Acquire);
+        if started_us < last
+            || self
+                .last_counted_us
+                .compare_exchange(
+                    last,
+                    self.now_us().max(1),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_err()
+        {
+            // In flight when a failure was counted (or counted concurrently):
+            // the same outage.
+            return;
+        }
         let failures = self.failures.fetch_add(1, Ordering::AcqRel) + 1;
         if failures >= self.threshold {
             self.open_until_ms.store(
@@ -780,6 +810,7 @@ where
         ResponseFuture {
             state: State::Checking {
                 check: tokio::time::timeout(inner.deadline, check),
+                started_us: inner.breaker.now_us(),
                 pending: Some((ready, req)),
                 config: self.auth.inner.clone(),
             },
@@ -809,6 +840,7 @@ pin_project! {
             check: tokio::time::Timeout<StoreFuture<'static, Verdict>>,
             pending: Option<(S, Request<B>)>,
             config: Arc<Inner>,
+            started_us: u64,
         },
         Inner {
             #[pin]
@@ -877,6 +909,7 @@ where
                     check,
                     pending,
                     config,
+                    started_us,
                 } => {
                     let outcome = ready!(check.poll(cx));
                     let (mut service, req) = pending
@@ -893,9 +926,9 @@ where
                             log_rejection(&err);
                             Some(config.render(&err))
                         }
-                        Ok(Err(err)) => store_failed(config, &err),
+                        Ok(Err(err)) => store_failed(config, &err, *started_us),
                         Err(_elapsed) => {
-                            store_failed(config, &StoreError::Timeout(config.deadline))
+                            store_failed(config, &StoreError::Timeout(config.deadline), *started_us)
                         }
                     };
                     match failure {
@@ -914,8 +947,8 @@ where
 }
 
 /// Count a store failure; the response when failing closed, `None` when open.
-fn store_failed(config: &Inner, err: &StoreError) -> Option<Response<String>> {
-    config.breaker.failure();
+fn store_failed(config: &Inner, err: &StoreError, started_us: u64) -> Option<Response<String>> {
+    config.breaker.failure(started_us);
     config
         .counters
         .store_failures
@@ -960,17 +993,36 @@ mod tests {
     fn breaker_opens_after_threshold_and_lets_one_probe_through() {
         let breaker = Breaker::new(2, Duration::from_millis(0));
         assert!(breaker.allow());
-        breaker.failure();
+        breaker.failure(breaker.now_us());
         assert!(breaker.allow());
-        breaker.failure();
+        std::thread::sleep(Duration::from_millis(1));
+        breaker.failure(breaker.now_us());
         // Cooldown 0: the next caller is the probe.
         assert!(breaker.allow());
         breaker.success();
         assert!(breaker.allow());
 
         let breaker = Breaker::new(1, Duration::from_secs(60));
-        breaker.failure();
+        breaker.failure(breaker.now_us());
         assert!(!breaker.allow());
         assert!(!breaker.allow());
+    }
+
+    #[test]
+    fn requests_in_flight_together_count_as_one_failure() {
+        let breaker = Breaker::new(3, Duration::from_secs(60));
+        // 25 checks start, then a stall fails them all.
+        let started = breaker.now_us();
+        std::thread::sleep(Duration::from_millis(1));
+        for _ in 0..25 {
+            breaker.failure(started);
+        }
+        assert!(breaker.allow(), "one stall opened the breaker");
+        // A dead store: every new request fails too, wave after wave.
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_millis(1));
+            breaker.failure(breaker.now_us());
+        }
+        assert!(!breaker.allow(), "a dead store did not open the breaker");
     }
 }
