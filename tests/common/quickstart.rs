@@ -30,6 +30,9 @@ pub fn binary() -> PathBuf {
             if cfg!(feature = "axum") {
                 features.push("axum");
             }
+            if cfg!(feature = "redis-tls") {
+                features.push("redis-tls");
+            }
             if cfg!(feature = "redis-cluster") {
                 features.push("redis-cluster");
             }
