@@ -101,7 +101,14 @@ fn subject_base(prefix: &str, subject: &str) -> String {
 }
 
 fn subject_key(prefix: &str, subject: &str, kind: KeyKind<'_>) -> String {
-    let mut key = subject_base(prefix, subject);
+    key_in(&subject_base(prefix, subject), kind)
+}
+
+/// A key of the subject whose [`subject_base`] is `base`: callers that need
+/// several keys of one subject encode the subject once.
+fn key_in(base: &str, kind: KeyKind<'_>) -> String {
+    let mut key = String::with_capacity(base.len() + 32);
+    key.push_str(base);
     match kind {
         KeyKind::Deny(id) => {
             key.push_str("deny:");
@@ -1868,16 +1875,18 @@ impl RedisStore {
             .near
             .as_ref()
             .and_then(|c| c.ticket(&req.subject));
+        // Every key of one check shares the subject's base: encode it once.
+        let base = self.base(&req.subject);
         let mut inv = CHECK_SCRIPT.prepare_invoke();
-        inv.key(self.key(&req.subject, KeyKind::Ban))
-            .key(self.key(&req.subject, KeyKind::Deny(&req.token_id)))
-            .key(self.key(&req.subject, KeyKind::NotBefore))
+        inv.key(key_in(&base, KeyKind::Ban))
+            .key(key_in(&base, KeyKind::Deny(&req.token_id)))
+            .key(key_in(&base, KeyKind::NotBefore))
             .arg(req.issued_at.map(|iat| iat.to_string()).unwrap_or_default())
             .arg(millis(req.touch_interval));
         if let Some(sid) = &req.session_id {
-            inv.key(self.key(&req.subject, KeyKind::Sessions))
-                .key(self.key(&req.subject, KeyKind::Session(sid)))
-                .key(self.key(&req.subject, KeyKind::Ended(sid)))
+            inv.key(key_in(&base, KeyKind::Sessions))
+                .key(key_in(&base, KeyKind::Session(sid)))
+                .key(key_in(&base, KeyKind::Ended(sid)))
                 .arg(encode_key_part(sid))
                 .arg(millis(req.marker_ttl).max(1));
         }
@@ -2236,10 +2245,11 @@ impl RevocationStore for RedisStore {
         markers: Duration,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
+            let base = self.base(subject);
             let mut inv = REVOKE_SCRIPT.prepare_invoke();
-            inv.key(self.key(subject, KeyKind::NotBefore))
-                .key(self.key(subject, KeyKind::Sessions))
-                .arg(self.base(subject))
+            inv.key(key_in(&base, KeyKind::NotBefore))
+                .key(key_in(&base, KeyKind::Sessions))
+                .arg(&base)
                 .arg(not_before)
                 .arg(keep_for.map(|d| millis(d).to_string()).unwrap_or_default())
                 .arg(millis(markers))
@@ -2258,10 +2268,11 @@ impl RevocationStore for RedisStore {
         markers: Duration,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
+            let base = self.base(subject);
             let mut inv = BAN_SCRIPT.prepare_invoke();
-            inv.key(self.key(subject, KeyKind::Ban))
-                .key(self.key(subject, KeyKind::Sessions))
-                .arg(self.base(subject))
+            inv.key(key_in(&base, KeyKind::Ban))
+                .key(key_in(&base, KeyKind::Sessions))
+                .arg(&base)
                 .arg(duration.map(|d| millis(d).to_string()).unwrap_or_default())
                 .arg(millis(markers))
                 .arg(&self.inner.channel)
@@ -2285,12 +2296,13 @@ impl RevocationStore for RedisStore {
     fn create_session(&self, new: NewSession) -> StoreFuture<'_, CreateOutcome> {
         Box::pin(async move {
             let subject = &new.subject;
+            let base = self.base(subject);
             let mut inv = CREATE_SCRIPT.prepare_invoke();
-            inv.key(self.key(subject, KeyKind::Ban))
-                .key(self.key(subject, KeyKind::Sessions))
-                .key(self.key(subject, KeyKind::Session(&new.session_id)))
-                .key(self.key(subject, KeyKind::Ended(&new.session_id)))
-                .arg(self.base(subject))
+            inv.key(key_in(&base, KeyKind::Ban))
+                .key(key_in(&base, KeyKind::Sessions))
+                .key(key_in(&base, KeyKind::Session(&new.session_id)))
+                .key(key_in(&base, KeyKind::Ended(&new.session_id)))
+                .arg(&base)
                 .arg(encode_key_part(&new.session_id))
                 .arg(&new.device)
                 .arg(&new.refresh_hash)
@@ -2319,9 +2331,10 @@ impl RevocationStore for RedisStore {
         markers: Duration,
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
+            let base = self.base(subject);
             let mut inv = END_ONE_SCRIPT.prepare_invoke();
-            inv.key(self.key(subject, KeyKind::Sessions))
-                .arg(self.base(subject))
+            inv.key(key_in(&base, KeyKind::Sessions))
+                .arg(&base)
                 .arg(encode_key_part(session_id))
                 .arg(reason.code())
                 .arg(millis(markers))
@@ -2340,9 +2353,10 @@ impl RevocationStore for RedisStore {
         markers: Duration,
     ) -> StoreFuture<'a, usize> {
         Box::pin(async move {
+            let base = self.base(subject);
             let mut inv = END_ALL_SCRIPT.prepare_invoke();
-            inv.key(self.key(subject, KeyKind::Sessions))
-                .arg(self.base(subject))
+            inv.key(key_in(&base, KeyKind::Sessions))
+                .arg(&base)
                 .arg(reason.code())
                 .arg(millis(markers))
                 .arg(&self.inner.channel)
@@ -2356,9 +2370,9 @@ impl RevocationStore for RedisStore {
 
     fn list_sessions<'a>(&'a self, subject: &'a str) -> StoreFuture<'a, Vec<SessionInfo>> {
         Box::pin(async move {
+            let base = self.base(subject);
             let mut inv = LIST_SCRIPT.prepare_invoke();
-            inv.key(self.key(subject, KeyKind::Sessions))
-                .arg(self.base(subject));
+            inv.key(key_in(&base, KeyKind::Sessions)).arg(&base);
             parse_list(self.eval(inv).await?)
         })
     }
@@ -2367,11 +2381,12 @@ impl RevocationStore for RedisStore {
         Box::pin(async move {
             let subject = &rotation.subject;
             let sid = &rotation.session_id;
+            let base = self.base(subject);
             let mut inv = ROTATE_SCRIPT.prepare_invoke();
-            inv.key(self.key(subject, KeyKind::Sessions))
-                .key(self.key(subject, KeyKind::Session(sid)))
-                .key(self.key(subject, KeyKind::Ended(sid)))
-                .arg(self.base(subject))
+            inv.key(key_in(&base, KeyKind::Sessions))
+                .key(key_in(&base, KeyKind::Session(sid)))
+                .key(key_in(&base, KeyKind::Ended(sid)))
+                .arg(&base)
                 .arg(encode_key_part(sid))
                 .arg(rotation.generation)
                 .arg(&rotation.presented_hash)
