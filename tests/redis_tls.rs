@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -28,8 +27,7 @@ impl Drop for TlsRedis {
 }
 
 fn start_tls_redis() -> TlsRedis {
-    let dir: PathBuf = std::env::temp_dir().join(format!("tjwt-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::new_dir("tls");
     let status = Command::new("openssl")
         .args([
             "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
@@ -48,7 +46,7 @@ fn start_tls_redis() -> TlsRedis {
         .status()
         .expect("openssl is needed for the TLS test (.ci/run installs it)");
     assert!(status.success(), "openssl failed");
-    let port = common::quickstart::free_port();
+    let port = common::free_port();
     let child = Command::new("redis-server")
         .args([
             "--port",

@@ -1,10 +1,11 @@
 //! Run the real quickstart example binary as a child process.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use super::free_port;
 
 /// A quickstart process on a free port, killed on drop.
 pub struct Quickstart {
@@ -61,14 +62,6 @@ pub fn binary() -> PathBuf {
             bin
         })
         .clone()
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Quickstart {

@@ -7,34 +7,14 @@
 //! dies (a cluster kept in a `static` is never dropped).
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use redis::FromRedisValue;
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// A fresh, empty directory under the temp dir.
-pub fn new_dir(kind: &str) -> PathBuf {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let dir =
-        std::env::temp_dir().join(format!("tower-jwt-auth-{kind}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create a temp dir");
-    dir
-}
-
-/// A free TCP port on 127.0.0.1 (free when probed).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free port")
-        .port()
-}
+pub use super::{free_port, new_dir};
 
 /// Start `redis-server <args>` and wait until `127.0.0.1:<port>` answers PING.
 pub fn spawn_redis(port: u16, args: &[String], log: &Path) -> Result<Child, String> {

@@ -2,16 +2,15 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::{FromRedisValue, IntoConnectionInfo};
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
+use super::{free_port, new_dir};
 
 /// A `redis-server` child process bound to 127.0.0.1 on a free port.
 ///
@@ -36,7 +35,7 @@ impl RedisServer {
     }
 
     fn start_with(aof: bool) -> Self {
-        let dir = new_dir();
+        let dir = new_dir("redis");
         let mut last_error = String::new();
         // The free port can be taken between probing and binding: try a few.
         for _ in 0..5 {
@@ -206,21 +205,6 @@ pub fn parse_commandstats(info: &str) -> BTreeMap<String, u64> {
             Some((name.to_owned(), calls))
         })
         .collect()
-}
-
-fn new_dir() -> PathBuf {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("tower-jwt-auth-redis-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create a temp dir for redis-server");
-    dir
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free port")
-        .port()
 }
 
 /// Start `redis-server` and wait until it answers `PING`.
