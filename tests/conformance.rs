@@ -306,6 +306,31 @@ async fn device_limit_evicts_the_oldest_session(store: Arc<dyn RevocationStore>)
     ));
 }
 
+async fn logins_in_one_millisecond_still_evict_in_login_order(store: Arc<dyn RevocationStore>) {
+    let auth = auth(&store).max_sessions(2);
+    let s = auth.sessions();
+    let mut ids: Vec<String> = Vec::new();
+    for device in ["a", "b", "c", "d", "e", "f", "g", "h"] {
+        let login = s.login("alice", device, &claims()).await.unwrap();
+        let expected: Vec<String> = ids
+            .len()
+            .checked_sub(2)
+            .map(|i| ids[i].clone())
+            .into_iter()
+            .collect();
+        assert_eq!(login.replaced, expected, "login on device {device}");
+        ids.push(login.session_id);
+    }
+    let live: Vec<String> = s
+        .list("alice")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.session_id)
+        .collect();
+    assert_eq!(live, ids[ids.len() - 2..]);
+}
+
 async fn device_limit_can_reject_new_logins(store: Arc<dyn RevocationStore>) {
     let auth = auth(&store)
         .max_sessions(1)
@@ -641,6 +666,7 @@ conformance!(
     subjects_with_special_characters_are_kept_apart,
     concurrent_checks_and_revocations_lose_nothing,
     device_limit_evicts_the_oldest_session,
+    logins_in_one_millisecond_still_evict_in_login_order,
     device_limit_can_reject_new_logins,
     a_second_login_on_the_same_device_replaces_the_first,
     fifty_concurrent_logins_never_exceed_the_limit,

@@ -16,7 +16,7 @@ use tower_jwt_auth::{JwtAuth, Keys, RedisStore};
 
 /// The ACL rule documented in README.md ("Redis in production").
 const ACL_RULE: &str = "on >s3cret-acl-password ~jwt:* &jwt:events -@all \
-    +evalsha +eval +script|load +get +set +getdel +del +exists +hmget +hset \
+    +evalsha +eval +script|load +get +mget +set +getdel +del +hmget +hset \
     +pexpire +pttl +zadd +zrange +zrem +zscore +time +publish +subscribe \
     +ping +info +hello";
 

@@ -410,7 +410,10 @@ impl RevocationStore for MemoryStore {
                     replaced.push(id);
                 }
             }
-            let created_at = unix_millis();
+            // Strictly after every live session, so logins within one
+            // millisecond still evict in login order.
+            let newest = s.sessions.values().map(|x| x.created_at + 1).max();
+            let created_at = unix_millis().max(newest.unwrap_or(0));
             let end = now + new.lifetime;
             s.sessions.insert(
                 new.session_id.clone(),

@@ -213,39 +213,48 @@ end
 /// touch interval ms, encoded session id, marker ttl ms (a lapsed session
 /// leaves a marker, like an ended one).
 ///
-/// Reply: `{0}` valid, `{1, until_secs | -1}` banned, `{2}` token denied,
-/// `{3}` logged out everywhere, `{4, "<SessionEnd code>"}` session ended.
+/// Reply: `{0}` valid, `{0, ms}` valid with the session's idle deadline `ms`
+/// away, `{1, until_secs | -1}` banned, `{2}` token denied, `{3}` logged out
+/// everywhere, `{4, "<SessionEnd code>"}` session ended.
+///
+/// This script runs on every request, so it stands alone (no [`PRELUDE`]:
+/// defining its functions costs Redis more than this whole hot path) and
+/// reads the three subject keys with one `MGET`. Its session rules are the
+/// prelude's `lapsed` and `gone_reason`, spelled out.
 const CHECK: &str = r#"
-local b = redis.call('GET', KEYS[1])
-if b then return {1, tonumber(b) or -1} end
-if redis.call('EXISTS', KEYS[2]) == 1 then return {2} end
-local mark = redis.call('GET', KEYS[3])
-if mark and (ARGV[1] == '' or tonumber(ARGV[1]) <= tonumber(mark)) then return {3} end
+local v = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3])
+if v[1] then return {1, tonumber(v[1]) or -1} end
+if v[2] then return {2} end
+if v[3] and (ARGV[1] == '' or tonumber(ARGV[1]) <= tonumber(v[3])) then return {3} end
 if #KEYS < 6 then return {0} end
-local now = now_ms()
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local h = redis.call('HMGET', KEYS[5], 'last', 'abs', 'idle')
+local why
 if h[1] then
-  local why = lapsed(h, now)
-  if not why then
-    if now - tonumber(h[1]) >= tonumber(ARGV[2]) then
-      redis.call('HSET', KEYS[5], 'last', num(now))
-      local ttl = math.max(1, math.min(tonumber(h[3]), tonumber(h[2]) - now))
-      redis.call('PEXPIRE', KEYS[5], num(ttl))
+  local last, abs, idle = tonumber(h[1]), tonumber(h[2]), tonumber(h[3])
+  if now >= abs then
+    why = 'session_expired'
+  elseif now >= last + idle then
+    why = 'idle_timeout'
+  else
+    if now - last >= tonumber(ARGV[2]) then
+      last = now
+      redis.call('HSET', KEYS[5], 'last', string.format('%.0f', now))
+      local ttl = math.max(1, math.min(idle, abs - now))
+      redis.call('PEXPIRE', KEYS[5], string.format('%.0f', ttl))
     end
-    return {0, redis.call('PTTL', KEYS[5])}
+    return {0, math.min(last + idle, abs) - now}
   end
   redis.call('DEL', KEYS[5])
-  redis.call('ZREM', KEYS[4], ARGV[3])
-  redis.call('SET', KEYS[6], why, 'PX', ARGV[4])
-  return {4, why}
+else
+  local score = redis.call('ZSCORE', KEYS[4], ARGV[3])
+  if not score then return {4, redis.call('GET', KEYS[6]) or 'session_ended'} end
+  if now >= tonumber(score) then why = 'session_expired' else why = 'idle_timeout' end
 end
-local why = gone_reason(KEYS[4], ARGV[3], now)
-if why then
-  redis.call('ZREM', KEYS[4], ARGV[3])
-  redis.call('SET', KEYS[6], why, 'PX', ARGV[4])
-  return {4, why}
-end
-return {4, redis.call('GET', KEYS[6]) or 'session_ended'}
+redis.call('ZREM', KEYS[4], ARGV[3])
+redis.call('SET', KEYS[6], why, 'PX', ARGV[4])
+return {4, why}
 "#;
 
 /// KEYS: deny; ARGV: ttl ms, channel, subject. Never shortens a longer entry.
@@ -320,10 +329,12 @@ local now = now_ms()
 local base, zkey = ARGV[1], KEYS[2]
 local markers = tonumber(ARGV[10])
 local live = {}
+local newest = 0
 for _, m in ipairs(redis.call('ZRANGE', zkey, 0, -1)) do
   local h = redis.call('HMGET', base .. 'session:' .. m, 'last', 'abs', 'idle', 'created', 'device')
   if h[1] and not lapsed(h, now) then
     table.insert(live, {m, tonumber(h[4]), h[5]})
+    newest = math.max(newest, tonumber(h[4]))
   else
     end_one(base, zkey, m, 'session_ended', markers, now)
   end
@@ -360,7 +371,10 @@ local idle = tonumber(ARGV[8])
 local lifetime = tonumber(ARGV[9])
 local abs = now + lifetime
 redis.call('DEL', KEYS[3])
-redis.call('HSET', KEYS[3], 'device', ARGV[3], 'created', num(now), 'last', num(now),
+-- Strictly after every live session, so logins within one millisecond
+-- still evict in login order.
+local created = math.max(now, newest + 1)
+redis.call('HSET', KEYS[3], 'device', ARGV[3], 'created', num(created), 'last', num(now),
   'abs', num(abs), 'idle', num(idle), 'gen', '0', 'rt', ARGV[4])
 redis.call('PEXPIRE', KEYS[3], num(math.max(1, math.min(idle, lifetime))))
 redis.call('ZADD', zkey, num(abs), ARGV[2])
@@ -456,10 +470,18 @@ struct Lua {
 }
 
 impl Lua {
+    /// A script that uses the [`PRELUDE`]'s helpers.
     fn new(body: &str) -> Self {
-        let code = format!("{PRELUDE}{body}");
-        let hash = Script::new(&code).get_hash().to_owned();
-        Self { code, hash }
+        Self::standalone(&format!("{PRELUDE}{body}"))
+    }
+
+    /// A script that needs no helpers.
+    fn standalone(code: &str) -> Self {
+        let hash = Script::new(code).get_hash().to_owned();
+        Self {
+            code: code.to_owned(),
+            hash,
+        }
     }
 
     fn prepare_invoke(&self) -> Invocation<'_> {
@@ -508,7 +530,7 @@ impl Invocation<'_> {
     }
 }
 
-static CHECK_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(CHECK));
+static CHECK_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::standalone(CHECK));
 static DENY_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(DENY));
 static REVOKE_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(REVOKE));
 static BAN_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(BAN));
