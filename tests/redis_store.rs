@@ -2,6 +2,8 @@
 //! the `RevocationStore` trait, plus what only Redis has (round trips, script
 //! reloads, restarts, events).
 
+#![cfg(feature = "redis")]
+
 mod common;
 
 use std::time::{Duration, Instant};

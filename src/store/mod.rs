@@ -24,6 +24,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 mod memory;
+#[cfg(feature = "redis")]
 mod near_cache;
 #[cfg(feature = "redis")]
 mod redis;
@@ -34,6 +35,7 @@ pub use self::redis::encode_key_part;
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisStore, RedisStoreBuilder, StartupFinding};
 pub use memory::MemoryStore;
+#[cfg(feature = "redis")]
 pub use near_cache::{NearCacheConfig, NearCacheStats};
 
 /// A boxed future returned by [`RevocationStore`] methods.

@@ -1,0 +1,118 @@
+//! Key layout: every key of one subject shares its hash tag.
+
+use super::*;
+
+// ---------------------------------------------------------------------------
+// Key encoding
+// ---------------------------------------------------------------------------
+
+/// Encode one part of a Redis key (a subject, a token id, a session id, a
+/// purpose) injectively: every byte outside `[A-Za-z0-9._~@-]` becomes `%XX`
+/// (upper-case hex), and the empty string becomes a lone `%` (which no other
+/// input produces, and which keeps a hash tag from ever being empty).
+///
+/// The result never contains `:`, `{`, `}` or whitespace, so parts can be
+/// joined with `:` and placed inside a `{...}` hash tag without ambiguity.
+#[doc(hidden)]
+pub fn encode_key_part(part: &str) -> String {
+    if part.is_empty() {
+        return "%".to_owned();
+    }
+    let mut out = String::with_capacity(part.len());
+    for &byte in part.as_bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'~' | b'@' | b'-') {
+            out.push(char::from(byte));
+        } else {
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.push('%');
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0xf)]));
+        }
+    }
+    out
+}
+
+/// The inverse of [`encode_key_part`]; `None` for anything it cannot produce.
+pub(super) fn decode_key_part(encoded: &str) -> Option<String> {
+    if encoded == "%" {
+        return Some(String::new());
+    }
+    let bytes = encoded.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = encoded.get(i + 1..i + 3)?;
+            if !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'A'..=b'F')) {
+                return None;
+            }
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// What a subject key holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum KeyKind<'a> {
+    Deny(&'a str),
+    NotBefore,
+    Ban,
+    Sessions,
+    Session(&'a str),
+    Ended(&'a str),
+}
+
+/// `<prefix>:{<enc subject>}:`: the start of every key of one subject; the
+/// hash tag puts them all in one cluster slot.
+pub(super) fn subject_base(prefix: &str, subject: &str) -> String {
+    format!("{prefix}:{{{}}}:", encode_key_part(subject))
+}
+
+pub(super) fn subject_key(prefix: &str, subject: &str, kind: KeyKind<'_>) -> String {
+    key_in(&subject_base(prefix, subject), kind)
+}
+
+/// A key of the subject whose [`subject_base`] is `base`: callers that need
+/// several keys of one subject encode the subject once.
+pub(super) fn key_in(base: &str, kind: KeyKind<'_>) -> String {
+    let mut key = String::with_capacity(base.len() + 32);
+    key.push_str(base);
+    match kind {
+        KeyKind::Deny(id) => {
+            key.push_str("deny:");
+            key.push_str(&encode_key_part(id));
+        }
+        KeyKind::NotBefore => key.push_str("nbf"),
+        KeyKind::Ban => key.push_str("ban"),
+        KeyKind::Sessions => key.push_str("sessions"),
+        KeyKind::Session(id) => {
+            key.push_str("session:");
+            key.push_str(&encode_key_part(id));
+        }
+        KeyKind::Ended(id) => {
+            key.push_str("ended:");
+            key.push_str(&encode_key_part(id));
+        }
+    }
+    key
+}
+
+/// `<prefix>:once:<enc purpose>:<enc hash>`: no hash tag, never starts like a
+/// subject key (`<prefix>:{`).
+pub(super) fn one_time_key(prefix: &str, purpose: &str, token_hash: &str) -> String {
+    format!(
+        "{prefix}:once:{}:{}",
+        encode_key_part(purpose),
+        encode_key_part(token_hash)
+    )
+}
+
+pub(super) fn millis(d: Duration) -> u64 {
+    let ms = d.as_nanos().div_ceil(1_000_000);
+    u64::try_from(ms).unwrap_or(u64::MAX).min(MAX_MS)
+}

@@ -1,0 +1,401 @@
+//! The Lua scripts: every store operation is one of them, run atomically.
+
+use super::*;
+
+// ---------------------------------------------------------------------------
+// Lua scripts
+// ---------------------------------------------------------------------------
+
+/// Shared helpers, prepended to every script.
+///
+/// Session hash fields: `device`, `created`, `last` (ms), `abs` (absolute end
+/// ms), `idle` (ms), `gen`, `rt`. The subject's `sessions` ZSET maps the
+/// encoded session id to its absolute end (ms), so a session whose hash has
+/// expired can still tell `idle_timeout` from `session_expired`.
+pub(super) const PRELUDE: &str = r#"
+local function num(n) return string.format('%.0f', n) end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function lapsed(h, now)
+  local abs = tonumber(h[2])
+  if now >= abs then return 'session_expired' end
+  if now >= tonumber(h[1]) + tonumber(h[3]) then return 'idle_timeout' end
+  return nil
+end
+local function gone_reason(zkey, member, now)
+  local score = redis.call('ZSCORE', zkey, member)
+  if not score then return nil end
+  if now >= tonumber(score) then return 'session_expired' end
+  return 'idle_timeout'
+end
+local function end_one(base, zkey, member, why, markers, now)
+  local skey = base .. 'session:' .. member
+  local h = redis.call('HMGET', skey, 'last', 'abs', 'idle')
+  local reason = nil
+  local live = false
+  if h[1] then
+    reason = lapsed(h, now)
+    if not reason then
+      reason = why
+      live = true
+    end
+    redis.call('DEL', skey)
+  else
+    reason = gone_reason(zkey, member, now)
+    if not reason then return false, false end
+  end
+  redis.call('ZREM', zkey, member)
+  if markers > 0 then
+    redis.call('SET', base .. 'ended:' .. member, reason, 'PX', num(markers))
+  end
+  return live, true
+end
+local function end_all(base, zkey, why, markers, now)
+  local n = 0
+  local touched = false
+  for _, m in ipairs(redis.call('ZRANGE', zkey, 0, -1)) do
+    local live, t = end_one(base, zkey, m, why, markers, now)
+    if live then n = n + 1 end
+    if t then touched = true end
+  end
+  return n, touched
+end
+local function publish(channel, kind, subject)
+  redis.call('PUBLISH', channel, kind .. '\n' .. subject)
+end
+"#;
+
+/// KEYS: ban, deny, nbf, [sessions, session, ended]; ARGV: iat ('' if none),
+/// touch interval ms, encoded session id, marker ttl ms (a lapsed session
+/// leaves a marker, like an ended one).
+///
+/// Reply: `{0}` valid, `{0, ms}` valid with the session's idle deadline `ms`
+/// away, `{1, until_secs | -1}` banned, `{2}` token denied, `{3}` logged out
+/// everywhere, `{4, "<SessionEnd code>"}` session ended.
+///
+/// This script runs on every request, so it stands alone (no [`PRELUDE`]:
+/// defining its functions costs Redis more than this whole hot path) and
+/// reads the three subject keys with one `MGET`. Its session rules are the
+/// prelude's `lapsed` and `gone_reason`, spelled out.
+pub(super) const CHECK: &str = r#"
+local v = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3])
+if v[1] then return {1, tonumber(v[1]) or -1} end
+if v[2] then return {2} end
+if v[3] and (ARGV[1] == '' or tonumber(ARGV[1]) <= tonumber(v[3])) then return {3} end
+if #KEYS < 6 then return {0} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local h = redis.call('HMGET', KEYS[5], 'last', 'abs', 'idle')
+local why
+if h[1] then
+  local last, abs, idle = tonumber(h[1]), tonumber(h[2]), tonumber(h[3])
+  if now >= abs then
+    why = 'session_expired'
+  elseif now >= last + idle then
+    why = 'idle_timeout'
+  else
+    if now - last >= tonumber(ARGV[2]) then
+      last = now
+      redis.call('HSET', KEYS[5], 'last', string.format('%.0f', now))
+      local ttl = math.max(1, math.min(idle, abs - now))
+      redis.call('PEXPIRE', KEYS[5], string.format('%.0f', ttl))
+    end
+    return {0, math.min(last + idle, abs) - now}
+  end
+  redis.call('DEL', KEYS[5])
+else
+  local score = redis.call('ZSCORE', KEYS[4], ARGV[3])
+  if not score then return {4, redis.call('GET', KEYS[6]) or 'session_ended'} end
+  if now >= tonumber(score) then why = 'session_expired' else why = 'idle_timeout' end
+end
+redis.call('ZREM', KEYS[4], ARGV[3])
+redis.call('SET', KEYS[6], why, 'PX', ARGV[4])
+return {4, why}
+"#;
+
+/// KEYS: deny; ARGV: ttl ms, channel, subject. Never shortens a longer entry.
+pub(super) const DENY: &str = r#"
+local ttl = tonumber(ARGV[1])
+if ttl > 0 and redis.call('PTTL', KEYS[1]) < ttl then
+  redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+end
+publish(ARGV[2], 'deny', ARGV[3])
+return 1
+"#;
+
+/// KEYS: nbf, sessions; ARGV: base, not_before secs, keep ms ('' = for ever),
+/// markers ms, channel, subject. Reply: number of sessions ended.
+pub(super) const REVOKE: &str = r#"
+local old = redis.call('GET', KEYS[1])
+local mark = ARGV[2]
+local px = nil
+if old then
+  if tonumber(old) > tonumber(ARGV[2]) then mark = old end
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ARGV[3] ~= '' and ttl >= 0 then px = math.max(ttl, tonumber(ARGV[3])) end
+elseif ARGV[3] ~= '' then
+  px = tonumber(ARGV[3])
+end
+if px == nil then
+  redis.call('SET', KEYS[1], mark)
+elseif px > 0 then
+  redis.call('SET', KEYS[1], mark, 'PX', num(px))
+end
+local n = end_all(ARGV[1], KEYS[2], 'logged_out_everywhere', tonumber(ARGV[4]), now_ms())
+publish(ARGV[5], 'revoke', ARGV[6])
+return n
+"#;
+
+/// KEYS: ban, sessions; ARGV: base, duration ms ('' = until lifted), markers
+/// ms, channel, subject. The ban's value is its end in unix seconds (-1: none).
+pub(super) const BAN: &str = r#"
+local now = now_ms()
+if ARGV[2] == '' then
+  redis.call('SET', KEYS[1], '-1')
+else
+  local d = tonumber(ARGV[2])
+  if d > 0 then
+    redis.call('SET', KEYS[1], num(math.floor((now + d) / 1000)), 'PX', num(d))
+  else
+    redis.call('DEL', KEYS[1])
+  end
+end
+local n = end_all(ARGV[1], KEYS[2], 'banned', tonumber(ARGV[3]), now)
+publish(ARGV[4], 'ban', ARGV[5])
+return n
+"#;
+
+/// KEYS: ban; ARGV: channel, subject. Reply: 1 if a ban was in force.
+pub(super) const UNBAN: &str = r#"
+local n = redis.call('DEL', KEYS[1])
+if n > 0 then publish(ARGV[1], 'unban', ARGV[2]) end
+return n
+"#;
+
+/// KEYS: ban, sessions, new session, new session's ended marker; ARGV: base,
+/// member, device, refresh hash, max sessions, 'evict' | 'reject', replace
+/// same device '1' | '0', idle ms, lifetime ms, markers ms, channel, subject.
+///
+/// Reply: `{1, ended members...}` created, `{2, until_secs | -1}` banned,
+/// `{3}` limit reached.
+pub(super) const CREATE: &str = r#"
+local b = redis.call('GET', KEYS[1])
+if b then return {2, tonumber(b) or -1} end
+local now = now_ms()
+local base, zkey = ARGV[1], KEYS[2]
+local markers = tonumber(ARGV[10])
+local live = {}
+local newest = 0
+for _, m in ipairs(redis.call('ZRANGE', zkey, 0, -1)) do
+  local h = redis.call('HMGET', base .. 'session:' .. m, 'last', 'abs', 'idle', 'created', 'device')
+  if h[1] and not lapsed(h, now) then
+    table.insert(live, {m, tonumber(h[4]), h[5]})
+    newest = math.max(newest, tonumber(h[4]))
+  else
+    end_one(base, zkey, m, 'session_ended', markers, now)
+  end
+end
+local replaced = {}
+if ARGV[7] == '1' then
+  local keep = {}
+  for _, s in ipairs(live) do
+    if s[3] == ARGV[3] then
+      end_one(base, zkey, s[1], 'replaced', markers, now)
+      table.insert(replaced, s[1])
+    else
+      table.insert(keep, s)
+    end
+  end
+  live = keep
+end
+local max = tonumber(ARGV[5])
+if max > 0 and #live >= max then
+  if ARGV[6] == 'reject' then
+    if #replaced > 0 then publish(ARGV[11], 'session', ARGV[12]) end
+    return {3}
+  end
+  table.sort(live, function(x, y)
+    if x[2] ~= y[2] then return x[2] < y[2] end
+    return x[1] < y[1]
+  end)
+  for i = 1, #live + 1 - max do
+    end_one(base, zkey, live[i][1], 'replaced', markers, now)
+    table.insert(replaced, live[i][1])
+  end
+end
+local idle = tonumber(ARGV[8])
+local lifetime = tonumber(ARGV[9])
+local abs = now + lifetime
+redis.call('DEL', KEYS[3])
+-- Strictly after every live session, so logins within one millisecond
+-- still evict in login order.
+local created = math.max(now, newest + 1)
+redis.call('HSET', KEYS[3], 'device', ARGV[3], 'created', num(created), 'last', num(now),
+  'abs', num(abs), 'idle', num(idle), 'gen', '0', 'rt', ARGV[4])
+redis.call('PEXPIRE', KEYS[3], num(math.max(1, math.min(idle, lifetime))))
+redis.call('ZADD', zkey, num(abs), ARGV[2])
+redis.call('DEL', KEYS[4])
+local keep_index = lifetime + markers
+local zttl = redis.call('PTTL', zkey)
+if zttl >= 0 and zttl < keep_index then redis.call('PEXPIRE', zkey, num(keep_index)) end
+if #replaced > 0 then publish(ARGV[11], 'session', ARGV[12]) end
+local reply = {1}
+for _, m in ipairs(replaced) do table.insert(reply, m) end
+return reply
+"#;
+
+/// KEYS: sessions; ARGV: base, member, reason code, markers ms, channel,
+/// subject. Reply: 1 if the session was live.
+pub(super) const END_ONE: &str = r#"
+local live, touched = end_one(ARGV[1], KEYS[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), now_ms())
+if touched then publish(ARGV[5], 'session', ARGV[6]) end
+if live then return 1 end
+return 0
+"#;
+
+/// KEYS: sessions; ARGV: base, reason code, markers ms, channel, subject.
+/// Reply: how many live sessions ended.
+pub(super) const END_ALL: &str = r#"
+local n, touched = end_all(ARGV[1], KEYS[1], ARGV[2], tonumber(ARGV[3]), now_ms())
+if touched then publish(ARGV[4], 'session', ARGV[5]) end
+return n
+"#;
+
+/// KEYS: sessions; ARGV: base. Reply: flat list of live sessions, five
+/// entries each: member, device, created ms, last ms, expires ms.
+pub(super) const LIST: &str = r#"
+local now = now_ms()
+local out = {}
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local h = redis.call('HMGET', ARGV[1] .. 'session:' .. m, 'last', 'abs', 'idle', 'created', 'device')
+  if h[1] and not lapsed(h, now) then
+    local expires = math.min(tonumber(h[1]) + tonumber(h[3]), tonumber(h[2]))
+    table.insert(out, m)
+    table.insert(out, h[5])
+    table.insert(out, h[4])
+    table.insert(out, h[1])
+    table.insert(out, num(expires))
+  end
+end
+return out
+"#;
+
+/// KEYS: sessions, session, ended; ARGV: base, member, generation, presented
+/// hash, new hash, idle ms, markers ms, channel, subject.
+///
+/// Reply: `{1, generation}` rotated, `{2, "<SessionEnd code>"}` session gone,
+/// `{3}` reused (session ended), `{4}` invalid.
+pub(super) const ROTATE: &str = r#"
+local now = now_ms()
+local h = redis.call('HMGET', KEYS[2], 'last', 'abs', 'idle', 'gen', 'rt')
+if h[1] then
+  local why = lapsed(h, now)
+  if why then
+    redis.call('DEL', KEYS[2])
+    redis.call('ZREM', KEYS[1], ARGV[2])
+    return {2, why}
+  end
+else
+  local why = gone_reason(KEYS[1], ARGV[2], now)
+  if why then
+    redis.call('ZREM', KEYS[1], ARGV[2])
+    return {2, why}
+  end
+  return {2, redis.call('GET', KEYS[3]) or 'session_ended'}
+end
+local gen = tonumber(h[4])
+local presented = tonumber(ARGV[3])
+if presented < gen then
+  end_one(ARGV[1], KEYS[1], ARGV[2], 'refresh_reuse', tonumber(ARGV[7]), now)
+  publish(ARGV[8], 'session', ARGV[9])
+  return {3}
+end
+if presented == gen and ARGV[4] == h[5] then
+  local idle = tonumber(ARGV[6])
+  redis.call('HSET', KEYS[2], 'gen', num(gen + 1), 'rt', ARGV[5], 'idle', num(idle), 'last', num(now))
+  redis.call('PEXPIRE', KEYS[2], num(math.max(1, math.min(idle, tonumber(h[2]) - now))))
+  return {1, gen + 1}
+end
+return {4}
+"#;
+
+/// One Lua script: its body (for `SCRIPT LOAD` / `EVAL`) and SHA1 (for `EVALSHA`).
+pub(super) struct Lua {
+    pub(super) code: String,
+    pub(super) hash: String,
+}
+
+impl Lua {
+    /// A script that uses the [`PRELUDE`]'s helpers.
+    pub(super) fn new(body: &str) -> Self {
+        Self::standalone(&format!("{PRELUDE}{body}"))
+    }
+
+    /// A script that needs no helpers.
+    pub(super) fn standalone(code: &str) -> Self {
+        let hash = Script::new(code).get_hash().to_owned();
+        Self {
+            code: code.to_owned(),
+            hash,
+        }
+    }
+
+    pub(super) fn prepare_invoke(&self) -> Invocation<'_> {
+        Invocation {
+            lua: self,
+            keys: Vec::with_capacity(6),
+            args: Vec::with_capacity(6),
+        }
+    }
+}
+
+/// One call of a [`Lua`] script: its keys and arguments (like redis-rs's
+/// `ScriptInvocation`, whose parts are private, so it cannot fall back to
+/// `EVAL` on a cluster).
+pub(super) struct Invocation<'a> {
+    pub(super) lua: &'a Lua,
+    pub(super) keys: Vec<Vec<u8>>,
+    pub(super) args: Vec<Vec<u8>>,
+}
+
+impl Invocation<'_> {
+    /// A key; a `String` is moved in, not copied.
+    pub(super) fn key(&mut self, key: impl Into<Vec<u8>>) -> &mut Self {
+        self.keys.push(key.into());
+        self
+    }
+
+    pub(super) fn arg<T: ToRedisArgs>(&mut self, arg: T) -> &mut Self {
+        arg.write_redis_args(&mut self.args);
+        self
+    }
+
+    /// `EVALSHA <sha> ...`, or with `full` `EVAL <body> ...`; either is routed
+    /// by its first key on a cluster.
+    pub(super) fn cmd(&self, full: bool) -> Cmd {
+        let mut cmd = if full {
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(&self.lua.code);
+            cmd
+        } else {
+            let mut cmd = redis::cmd("EVALSHA");
+            cmd.arg(&self.lua.hash);
+            cmd
+        };
+        cmd.arg(self.keys.len()).arg(&self.keys).arg(&self.args);
+        cmd
+    }
+}
+
+pub(super) static CHECK_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::standalone(CHECK));
+pub(super) static DENY_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(DENY));
+pub(super) static REVOKE_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(REVOKE));
+pub(super) static BAN_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(BAN));
+pub(super) static UNBAN_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(UNBAN));
+pub(super) static CREATE_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(CREATE));
+pub(super) static END_ONE_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(END_ONE));
+pub(super) static END_ALL_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(END_ALL));
+pub(super) static LIST_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(LIST));
+pub(super) static ROTATE_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(ROTATE));
