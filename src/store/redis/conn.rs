@@ -403,8 +403,8 @@ impl Lease {
     ///   during a failover) would fail every script on every healthy shard;
     ///   `EVAL` needs only the key's node and also caches the script there.
     pub(super) async fn eval(&mut self, invocation: &Invocation<'_>) -> Result<Value, RedisError> {
-        let evalsha = invocation.cmd(false);
-        match self.query(&evalsha).await {
+        let evalsha = invocation.evalsha();
+        match self.query(evalsha).await {
             Err(err) if err.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                 match &mut self.conn {
                     LeasedConn::Single(conn) => {
@@ -416,7 +416,7 @@ impl Lease {
                         evalsha.query_async(conn).await
                     }
                     #[cfg(feature = "redis-cluster")]
-                    LeasedConn::Cluster(conn) => invocation.cmd(true).query_async(conn).await,
+                    LeasedConn::Cluster(conn) => invocation.eval().query_async(conn).await,
                 }
             }
             other => other,

@@ -15,10 +15,16 @@ use super::*;
 /// joined with `:` and placed inside a `{...}` hash tag without ambiguity.
 #[doc(hidden)]
 pub fn encode_key_part(part: &str) -> String {
+    let mut out = String::with_capacity(part.len().max(1));
+    push_encoded(&mut out, part);
+    out
+}
+
+/// [`encode_key_part`] into `out`.
+fn push_encoded(out: &mut String, part: &str) {
     if part.is_empty() {
-        return "%".to_owned();
+        return out.push('%');
     }
-    let mut out = String::with_capacity(part.len());
     for &byte in part.as_bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'~' | b'@' | b'-') {
             out.push(char::from(byte));
@@ -29,7 +35,6 @@ pub fn encode_key_part(part: &str) -> String {
             out.push(char::from(HEX[usize::from(byte & 0xf)]));
         }
     }
-    out
 }
 
 /// The inverse of [`encode_key_part`]; `None` for anything it cannot produce.
@@ -82,24 +87,22 @@ pub(super) fn subject_key(prefix: &str, subject: &str, kind: KeyKind<'_>) -> Str
 pub(super) fn key_in(base: &str, kind: KeyKind<'_>) -> String {
     let mut key = String::with_capacity(base.len() + 32);
     key.push_str(base);
-    match kind {
-        KeyKind::Deny(id) => {
-            key.push_str("deny:");
-            key.push_str(&encode_key_part(id));
-        }
-        KeyKind::NotBefore => key.push_str("nbf"),
-        KeyKind::Ban => key.push_str("ban"),
-        KeyKind::Sessions => key.push_str("sessions"),
-        KeyKind::Session(id) => {
-            key.push_str("session:");
-            key.push_str(&encode_key_part(id));
-        }
-        KeyKind::Ended(id) => {
-            key.push_str("ended:");
-            key.push_str(&encode_key_part(id));
-        }
-    }
+    push_key_suffix(&mut key, kind);
     key
+}
+
+/// Appends what follows the subject's base in a key of this kind.
+pub(super) fn push_key_suffix(key: &mut String, kind: KeyKind<'_>) {
+    let (name, id) = match kind {
+        KeyKind::Deny(id) => ("deny:", id),
+        KeyKind::NotBefore => return key.push_str("nbf"),
+        KeyKind::Ban => return key.push_str("ban"),
+        KeyKind::Sessions => return key.push_str("sessions"),
+        KeyKind::Session(id) => ("session:", id),
+        KeyKind::Ended(id) => ("ended:", id),
+    };
+    key.push_str(name);
+    push_encoded(key, id);
 }
 
 /// `<prefix>:once:<enc purpose>:<enc hash>`: no hash tag, never starts like a

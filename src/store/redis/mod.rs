@@ -845,19 +845,32 @@ impl RedisStore {
             .near
             .as_ref()
             .and_then(|c| c.ticket(&req.subject));
-        // Every key of one check shares the subject's base: encode it once.
-        let base = self.base(&req.subject);
-        let mut inv = CHECK_SCRIPT.prepare_invoke();
-        inv.key(key_in(&base, KeyKind::Ban))
-            .key(key_in(&base, KeyKind::Deny(&req.token_id)))
-            .key(key_in(&base, KeyKind::NotBefore))
-            .arg(req.issued_at.map(|iat| iat.to_string()).unwrap_or_default())
-            .arg(millis(req.touch_interval));
-        if let Some(sid) = &req.session_id {
-            inv.key(key_in(&base, KeyKind::Sessions))
-                .key(key_in(&base, KeyKind::Session(sid)))
-                .key(key_in(&base, KeyKind::Ended(sid)))
-                .arg(encode_key_part(sid))
+        // Every key of one check shares the subject's base: encode it once,
+        // and write each key into one buffer that the command copies.
+        let mut key = self.base(&req.subject);
+        let base = key.len();
+        let sid = req.session_id.as_deref();
+        let mut inv = CHECK_SCRIPT.prepare_invoke(if sid.is_some() { 6 } else { 3 });
+        let mut put = |inv: &mut Invocation<'_>, kind: KeyKind<'_>| {
+            key.truncate(base);
+            push_key_suffix(&mut key, kind);
+            inv.key(key.as_bytes());
+        };
+        put(&mut inv, KeyKind::Ban);
+        put(&mut inv, KeyKind::Deny(&req.token_id));
+        put(&mut inv, KeyKind::NotBefore);
+        if let Some(sid) = sid {
+            put(&mut inv, KeyKind::Sessions);
+            put(&mut inv, KeyKind::Session(sid));
+            put(&mut inv, KeyKind::Ended(sid));
+        }
+        match req.issued_at {
+            Some(iat) => inv.arg(iat),
+            None => inv.arg(""),
+        };
+        inv.arg(millis(req.touch_interval));
+        if let Some(sid) = sid {
+            inv.arg(encode_key_part(sid))
                 .arg(millis(req.marker_ttl).max(1));
         }
         let reply = self.eval(inv).await?;
@@ -1042,7 +1055,7 @@ impl RevocationStore for RedisStore {
         ttl: Duration,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let mut inv = DENY_SCRIPT.prepare_invoke();
+            let mut inv = DENY_SCRIPT.prepare_invoke(1);
             inv.key(self.key(subject, KeyKind::Deny(token_id)))
                 .arg(millis(ttl))
                 .arg(&self.inner.channel)
@@ -1062,7 +1075,7 @@ impl RevocationStore for RedisStore {
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let base = self.base(subject);
-            let mut inv = REVOKE_SCRIPT.prepare_invoke();
+            let mut inv = REVOKE_SCRIPT.prepare_invoke(2);
             inv.key(key_in(&base, KeyKind::NotBefore))
                 .key(key_in(&base, KeyKind::Sessions))
                 .arg(&base)
@@ -1085,7 +1098,7 @@ impl RevocationStore for RedisStore {
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let base = self.base(subject);
-            let mut inv = BAN_SCRIPT.prepare_invoke();
+            let mut inv = BAN_SCRIPT.prepare_invoke(2);
             inv.key(key_in(&base, KeyKind::Ban))
                 .key(key_in(&base, KeyKind::Sessions))
                 .arg(&base)
@@ -1101,7 +1114,7 @@ impl RevocationStore for RedisStore {
 
     fn unban<'a>(&'a self, subject: &'a str) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let mut inv = UNBAN_SCRIPT.prepare_invoke();
+            let mut inv = UNBAN_SCRIPT.prepare_invoke(1);
             inv.key(self.key(subject, KeyKind::Ban))
                 .arg(&self.inner.channel)
                 .arg(subject);
@@ -1113,7 +1126,7 @@ impl RevocationStore for RedisStore {
         Box::pin(async move {
             let subject = &new.subject;
             let base = self.base(subject);
-            let mut inv = CREATE_SCRIPT.prepare_invoke();
+            let mut inv = CREATE_SCRIPT.prepare_invoke(4);
             inv.key(key_in(&base, KeyKind::Ban))
                 .key(key_in(&base, KeyKind::Sessions))
                 .key(key_in(&base, KeyKind::Session(&new.session_id)))
@@ -1148,7 +1161,7 @@ impl RevocationStore for RedisStore {
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let base = self.base(subject);
-            let mut inv = END_ONE_SCRIPT.prepare_invoke();
+            let mut inv = END_ONE_SCRIPT.prepare_invoke(1);
             inv.key(key_in(&base, KeyKind::Sessions))
                 .arg(&base)
                 .arg(encode_key_part(session_id))
@@ -1170,7 +1183,7 @@ impl RevocationStore for RedisStore {
     ) -> StoreFuture<'a, usize> {
         Box::pin(async move {
             let base = self.base(subject);
-            let mut inv = END_ALL_SCRIPT.prepare_invoke();
+            let mut inv = END_ALL_SCRIPT.prepare_invoke(1);
             inv.key(key_in(&base, KeyKind::Sessions))
                 .arg(&base)
                 .arg(reason.code())
@@ -1187,7 +1200,7 @@ impl RevocationStore for RedisStore {
     fn list_sessions<'a>(&'a self, subject: &'a str) -> StoreFuture<'a, Vec<SessionInfo>> {
         Box::pin(async move {
             let base = self.base(subject);
-            let mut inv = LIST_SCRIPT.prepare_invoke();
+            let mut inv = LIST_SCRIPT.prepare_invoke(1);
             inv.key(key_in(&base, KeyKind::Sessions)).arg(&base);
             parse_list(self.eval(inv).await?)
         })
@@ -1198,7 +1211,7 @@ impl RevocationStore for RedisStore {
             let subject = &rotation.subject;
             let sid = &rotation.session_id;
             let base = self.base(subject);
-            let mut inv = ROTATE_SCRIPT.prepare_invoke();
+            let mut inv = ROTATE_SCRIPT.prepare_invoke(3);
             inv.key(key_in(&base, KeyKind::Sessions))
                 .key(key_in(&base, KeyKind::Session(sid)))
                 .key(key_in(&base, KeyKind::Ended(sid)))
@@ -1468,7 +1481,7 @@ mod tests {
 
     #[test]
     fn scripts_fall_back_to_their_body() {
-        let mut inv = UNBAN_SCRIPT.prepare_invoke();
+        let mut inv = UNBAN_SCRIPT.prepare_invoke(1);
         inv.key("k").arg("a").arg(7);
         let args = |cmd: Cmd| -> Vec<Vec<u8>> {
             cmd.args_iter()
@@ -1478,14 +1491,14 @@ mod tests {
                 })
                 .collect()
         };
-        let evalsha = args(inv.cmd(false));
+        let evalsha = args(inv.evalsha().clone());
         assert_eq!(evalsha[0], b"EVALSHA");
         assert_eq!(evalsha[1], UNBAN_SCRIPT.hash.as_bytes());
         assert_eq!(
             evalsha[2..],
             [b"1".to_vec(), b"k".to_vec(), b"a".to_vec(), b"7".to_vec()]
         );
-        let eval = args(inv.cmd(true));
+        let eval = args(inv.eval());
         assert_eq!(eval[0], b"EVAL");
         assert_eq!(eval[1], UNBAN_SCRIPT.code.as_bytes());
         assert_eq!(eval[2..], evalsha[2..]);

@@ -342,49 +342,59 @@ impl Lua {
         }
     }
 
-    pub(super) fn prepare_invoke(&self) -> Invocation<'_> {
+    /// A call of this script with `keys` keys: give them all with
+    /// [`Invocation::key`], then the arguments with [`Invocation::arg`].
+    pub(super) fn prepare_invoke(&self, keys: usize) -> Invocation<'_> {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(&self.hash).arg(keys);
         Invocation {
             lua: self,
-            keys: Vec::with_capacity(6),
-            args: Vec::with_capacity(6),
+            cmd,
+            keys_left: keys,
         }
     }
 }
 
-/// One call of a [`Lua`] script: its keys and arguments (like redis-rs's
-/// `ScriptInvocation`, whose parts are private, so it cannot fall back to
-/// `EVAL` on a cluster).
+/// One call of a [`Lua`] script, written straight into its `EVALSHA`
+/// command (like redis-rs's `ScriptInvocation`, whose parts are private, so
+/// it cannot fall back to `EVAL` on a cluster).
 pub(super) struct Invocation<'a> {
     pub(super) lua: &'a Lua,
-    pub(super) keys: Vec<Vec<u8>>,
-    pub(super) args: Vec<Vec<u8>>,
+    /// `EVALSHA <sha> <numkeys> <keys...> <args...>`.
+    cmd: Cmd,
+    /// Keys still to come before the first argument.
+    keys_left: usize,
 }
 
 impl Invocation<'_> {
-    /// A key; a `String` is moved in, not copied.
-    pub(super) fn key(&mut self, key: impl Into<Vec<u8>>) -> &mut Self {
-        self.keys.push(key.into());
+    pub(super) fn key<T: ToRedisArgs>(&mut self, key: T) -> &mut Self {
+        debug_assert!(self.keys_left > 0, "more keys than declared");
+        self.keys_left = self.keys_left.saturating_sub(1);
+        self.cmd.arg(key);
         self
     }
 
     pub(super) fn arg<T: ToRedisArgs>(&mut self, arg: T) -> &mut Self {
-        arg.write_redis_args(&mut self.args);
+        debug_assert_eq!(self.keys_left, 0, "an argument before every key");
+        self.cmd.arg(arg);
         self
     }
 
-    /// `EVALSHA <sha> ...`, or with `full` `EVAL <body> ...`; either is routed
-    /// by its first key on a cluster.
-    pub(super) fn cmd(&self, full: bool) -> Cmd {
-        let mut cmd = if full {
-            let mut cmd = redis::cmd("EVAL");
-            cmd.arg(&self.lua.code);
-            cmd
-        } else {
-            let mut cmd = redis::cmd("EVALSHA");
-            cmd.arg(&self.lua.hash);
-            cmd
-        };
-        cmd.arg(self.keys.len()).arg(&self.keys).arg(&self.args);
+    /// `EVALSHA <sha> ...`; routed by its first key on a cluster.
+    pub(super) fn evalsha(&self) -> &Cmd {
+        debug_assert_eq!(self.keys_left, 0, "fewer keys than declared");
+        &self.cmd
+    }
+
+    /// The same call as `EVAL <body> ...`, for a node that lacks the script.
+    pub(super) fn eval(&self) -> Cmd {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(&self.lua.code);
+        for arg in self.cmd.args_iter().skip(2) {
+            if let redis::Arg::Simple(bytes) = arg {
+                cmd.arg(bytes);
+            }
+        }
         cmd
     }
 }
