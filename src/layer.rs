@@ -762,15 +762,17 @@ where
             Err(err) => return ResponseFuture::reject(inner, err),
         };
 
-        let Some(store) = &inner.store else {
+        // Accepted without a store round trip (and without a boxed future).
+        let mut pass = |mut req: Request<B>, auth: Authenticated<C>| {
             req.extensions_mut().insert(auth);
-            return ResponseFuture::inner(self.inner.call(req));
+            ResponseFuture::inner(self.inner.call(req))
         };
-
-        // Near-cache hit: no store round trip, no boxed future.
+        let Some(store) = &inner.store else {
+            return pass(req, auth);
+        };
+        // Near-cache hit.
         if store.check_cached(auth.subject(), &auth.token_id) {
-            req.extensions_mut().insert(auth);
-            return ResponseFuture::inner(self.inner.call(req));
+            return pass(req, auth);
         }
 
         if !inner.breaker.allow() {
@@ -788,8 +790,7 @@ where
                     tracing::warn!(
                         "revocation store circuit open: accepting token unchecked (fail open)"
                     );
-                    req.extensions_mut().insert(auth);
-                    ResponseFuture::inner(self.inner.call(req))
+                    pass(req, auth)
                 }
             };
         }
