@@ -103,8 +103,10 @@ pub(crate) struct Breaker {
     threshold: u32,
     cooldown: Duration,
     failures: AtomicU32,
-    open_until_ms: AtomicU64,
-    /// When a failure was last counted (µs since `epoch`).
+    /// Every time here is in µs since `epoch`. While open, when the next
+    /// probe may go.
+    open_until_us: AtomicU64,
+    /// When a failure was last counted.
     last_counted_us: AtomicU64,
     epoch: std::time::Instant,
 }
@@ -115,19 +117,21 @@ impl Breaker {
             threshold: threshold.max(1),
             cooldown,
             failures: AtomicU32::new(0),
-            open_until_ms: AtomicU64::new(0),
+            open_until_us: AtomicU64::new(0),
             last_counted_us: AtomicU64::new(0),
             epoch: std::time::Instant::now(),
         }
     }
 
-    fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
-    }
-
     /// A timestamp for [`failure`](Self::failure): when a check started.
     pub(crate) fn now_us(&self) -> u64 {
-        self.epoch.elapsed().as_micros() as u64
+        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// The end of a cooldown that starts now.
+    fn cooldown_end_us(&self) -> u64 {
+        let cooldown = u64::try_from(self.cooldown.as_micros()).unwrap_or(u64::MAX);
+        self.now_us().saturating_add(cooldown)
     }
 
     /// Whether a request may ask the store now.
@@ -135,15 +139,14 @@ impl Breaker {
         if self.failures.load(Ordering::Acquire) < self.threshold {
             return true;
         }
-        let now = self.now_ms();
-        let until = self.open_until_ms.load(Ordering::Acquire);
+        let until = self.open_until_us.load(Ordering::Acquire);
         // Past the cooldown, exactly one caller wins the probe.
-        now >= until
+        self.now_us() >= until
             && self
-                .open_until_ms
+                .open_until_us
                 .compare_exchange(
                     until,
-                    now + self.cooldown.as_millis() as u64,
+                    self.cooldown_end_us(),
                     Ordering::AcqRel,
                     Ordering::Acquire,
                 )
@@ -175,10 +178,8 @@ impl Breaker {
         }
         let failures = self.failures.fetch_add(1, Ordering::AcqRel) + 1;
         if failures >= self.threshold {
-            self.open_until_ms.store(
-                self.now_ms() + self.cooldown.as_millis() as u64,
-                Ordering::Release,
-            );
+            self.open_until_us
+                .store(self.cooldown_end_us(), Ordering::Release);
         }
     }
 
