@@ -9,7 +9,7 @@ pub mod redis_sentinel;
 pub mod redis_server;
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 static DIRS: AtomicU32 = AtomicU32::new(0);
@@ -30,4 +30,29 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("bind a free port")
         .port()
+}
+
+/// What every `redis-server` of a cluster or Sentinel setup starts with after
+/// its own options: loopback only, nothing on disk but its log, fast
+/// diskless replication.
+pub fn replicated_node_args(dir: &Path, log: &Path) -> Vec<String> {
+    [
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--repl-diskless-sync",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "0",
+        "--dir",
+        &dir.display().to_string(),
+        "--logfile",
+        &log.display().to_string(),
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
 }

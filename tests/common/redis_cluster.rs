@@ -409,23 +409,10 @@ fn start_node(dir: &Path) -> Node {
             &format!("nodes-{port}.conf"),
             "--cluster-node-timeout",
             "1000",
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--repl-diskless-sync",
-            "yes",
-            "--repl-diskless-sync-delay",
-            "0",
-            "--dir",
-            &dir.display().to_string(),
-            "--logfile",
-            &log.display().to_string(),
         ]
         .iter()
         .map(|s| (*s).to_owned())
+        .chain(super::replicated_node_args(dir, &log))
         .collect();
         match spawn_redis(port, &args, &log) {
             Ok(child) => {

@@ -195,27 +195,8 @@ fn start_server(dir: &Path, replica_of: Option<u16>) -> Proc {
     for _ in 0..5 {
         let port = free_port();
         let log = dir.join(format!("server-{port}.log"));
-        let mut args: Vec<String> = [
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--repl-diskless-sync",
-            "yes",
-            "--repl-diskless-sync-delay",
-            "0",
-            "--dir",
-            &dir.display().to_string(),
-            "--logfile",
-            &log.display().to_string(),
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
+        let mut args = vec!["--port".to_owned(), port.to_string()];
+        args.extend(super::replicated_node_args(dir, &log));
         if let Some(master) = replica_of {
             args.extend([
                 "--replicaof".to_owned(),
