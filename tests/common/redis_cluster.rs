@@ -325,7 +325,9 @@ impl RedisCluster {
     }
 
     /// Every running node sees `cluster_state:ok`, all nodes connected and
-    /// no failure flags, and every replica is in sync with its master.
+    /// no failure flags, every replica is in sync with its master, and every
+    /// node's view already shows each replica as one (gossip can lag behind
+    /// the replicas themselves).
     pub fn wait_healthy(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         let running: Vec<usize> = (0..self.nodes.len())
@@ -333,6 +335,13 @@ impl RedisCluster {
             .collect();
         let mut last = String::new();
         loop {
+            let replicas = running
+                .iter()
+                .filter(|&&i| {
+                    try_cmd::<String>(&self.url(i), &["INFO", "replication"])
+                        .is_ok_and(|r| r.contains("role:slave"))
+                })
+                .count();
             let ok = running.iter().all(|&i| {
                 let Ok(info) = try_cmd::<String>(&self.url(i), &["CLUSTER", "INFO"]) else {
                     return false;
@@ -352,8 +361,13 @@ impl RedisCluster {
                             && !l.contains("handshake")
                             && !l.contains("noaddr")
                     });
-                if !all_known {
-                    last = format!("node {i}: {nodes}");
+                let seen_replicas = nodes
+                    .lines()
+                    .filter_map(parse_node_line)
+                    .filter(|n| n.master_id.is_some())
+                    .count();
+                if !all_known || seen_replicas != replicas {
+                    last = format!("node {i} ({replicas} replicas): {nodes}");
                     return false;
                 }
                 let Ok(repl) = try_cmd::<String>(&self.url(i), &["INFO", "replication"]) else {
