@@ -4,6 +4,8 @@
 //! an axum `Router`. Every row of the response table in DESIGN.md is covered:
 //! status, exact `WWW-Authenticate`, JSON body, `AuthError` in the extensions.
 
+mod common;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -12,6 +14,7 @@ use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
+use common::hooked::{Hooked, Hooks};
 use http::header::{
     AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, COOKIE, RETRY_AFTER, WWW_AUTHENTICATE,
 };
@@ -20,13 +23,11 @@ use jsonwebtoken::{EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tower::{service_fn, Layer, Service, ServiceExt};
-use tower_jwt_auth::store::{
-    CheckRequest, CreateOutcome, NewSession, RotateOutcome, Rotation, StoreFuture, Verdict,
-};
+use tower_jwt_auth::store::{CheckRequest, StoreFuture, Verdict};
 use tower_jwt_auth::{
     Algorithm, AuthError, Authenticated, ConfigError, ErrorKind, FailureMode, JwtAuth, Keys,
     MemoryStore, RegisteredClaim, RevocationReason, RevocationStore, RevokeError, SessionEnd,
-    SessionInfo, StoreError, TokenSource,
+    StoreError, TokenSource,
 };
 
 // ---------------------------------------------------------------------------
@@ -287,34 +288,35 @@ enum Mode {
     Gated,
 }
 
+/// The store of the failure tests.
+type TestStore = Hooked<Faults>;
+
 #[derive(Debug, Clone)]
-struct TestStore {
-    memory: MemoryStore,
+struct Faults {
     mode: Arc<Mutex<Mode>>,
     calls: Arc<AtomicUsize>,
     gate: Arc<tokio::sync::Semaphore>,
 }
 
-impl TestStore {
-    fn new(mode: Mode) -> Self {
-        Self {
-            memory: MemoryStore::new(),
-            mode: Arc::new(Mutex::new(mode)),
-            calls: Arc::default(),
-            gate: Arc::new(tokio::sync::Semaphore::new(0)),
-        }
-    }
+fn test_store(mode: Mode) -> TestStore {
+    Hooked::new(Faults {
+        mode: Arc::new(Mutex::new(mode)),
+        calls: Arc::default(),
+        gate: Arc::new(tokio::sync::Semaphore::new(0)),
+    })
+}
 
+impl TestStore {
     fn set(&self, mode: Mode) {
-        *self.mode.lock().unwrap() = mode;
+        *self.hooks.mode.lock().unwrap() = mode;
     }
 
     fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
+        self.hooks.calls.load(Ordering::SeqCst)
     }
 
     fn open_gate(&self) {
-        self.gate.add_permits(1);
+        self.hooks.gate.add_permits(1);
     }
 }
 
@@ -322,11 +324,11 @@ impl TestStore {
 #[error("connection refused by 10.1.2.3:6379 (internal detail)")]
 struct Refused;
 
-impl RevocationStore for TestStore {
-    fn check(&self, request: CheckRequest) -> StoreFuture<'static, Verdict> {
+impl Hooks for Faults {
+    fn check(&self, memory: &MemoryStore, request: CheckRequest) -> StoreFuture<'static, Verdict> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let mode = *self.mode.lock().unwrap();
-        let memory = self.memory.clone();
+        let memory = memory.clone();
         let gate = self.gate.clone();
         match mode {
             Mode::Healthy => memory.check(request),
@@ -337,89 +339,6 @@ impl RevocationStore for TestStore {
                 memory.check(request).await
             }),
         }
-    }
-
-    fn deny_token<'a>(
-        &'a self,
-        subject: &'a str,
-        token_id: &'a str,
-        ttl: Duration,
-    ) -> StoreFuture<'a, ()> {
-        self.memory.deny_token(subject, token_id, ttl)
-    }
-
-    fn revoke_subject<'a>(
-        &'a self,
-        subject: &'a str,
-        not_before: u64,
-        keep_for: Option<Duration>,
-        markers: Duration,
-    ) -> StoreFuture<'a, ()> {
-        self.memory
-            .revoke_subject(subject, not_before, keep_for, markers)
-    }
-
-    fn ban<'a>(
-        &'a self,
-        subject: &'a str,
-        duration: Option<Duration>,
-        markers: Duration,
-    ) -> StoreFuture<'a, ()> {
-        self.memory.ban(subject, duration, markers)
-    }
-
-    fn unban<'a>(&'a self, subject: &'a str) -> StoreFuture<'a, bool> {
-        self.memory.unban(subject)
-    }
-
-    fn create_session(&self, session: NewSession) -> StoreFuture<'_, CreateOutcome> {
-        self.memory.create_session(session)
-    }
-
-    fn end_session<'a>(
-        &'a self,
-        subject: &'a str,
-        session_id: &'a str,
-        reason: SessionEnd,
-        markers: Duration,
-    ) -> StoreFuture<'a, bool> {
-        self.memory
-            .end_session(subject, session_id, reason, markers)
-    }
-
-    fn end_all_sessions<'a>(
-        &'a self,
-        subject: &'a str,
-        reason: SessionEnd,
-        markers: Duration,
-    ) -> StoreFuture<'a, usize> {
-        self.memory.end_all_sessions(subject, reason, markers)
-    }
-
-    fn list_sessions<'a>(&'a self, subject: &'a str) -> StoreFuture<'a, Vec<SessionInfo>> {
-        self.memory.list_sessions(subject)
-    }
-
-    fn rotate_refresh(&self, rotation: Rotation) -> StoreFuture<'_, RotateOutcome> {
-        self.memory.rotate_refresh(rotation)
-    }
-
-    fn put_one_time<'a>(
-        &'a self,
-        purpose: &'a str,
-        token_hash: &'a str,
-        subject: &'a str,
-        ttl: Duration,
-    ) -> StoreFuture<'a, ()> {
-        self.memory.put_one_time(purpose, token_hash, subject, ttl)
-    }
-
-    fn take_one_time<'a>(
-        &'a self,
-        purpose: &'a str,
-        token_hash: &'a str,
-    ) -> StoreFuture<'a, Option<String>> {
-        self.memory.take_one_time(purpose, token_hash)
     }
 }
 
@@ -1685,7 +1604,7 @@ async fn rejected_request_does_not_reach_the_inner_service() {
 
 #[tokio::test]
 async fn future_calls_the_service_that_was_made_ready_while_the_store_check_is_pending() {
-    let store = TestStore::new(Mode::Gated);
+    let store = test_store(Mode::Gated);
     let auth = hs_auth()
         .store(store.clone())
         .store_deadline(Duration::from_secs(60));
@@ -1737,7 +1656,7 @@ async fn future_calls_the_service_that_was_made_ready_while_the_store_check_is_p
 
 #[tokio::test]
 async fn failing_store_answers_503_with_retry_after() {
-    let store = TestStore::new(Mode::Fail);
+    let store = test_store(Mode::Fail);
     let auth = hs_auth().store(store.clone());
     let res = send_bearer(&auth, &hs256(&claims("alice"))).await;
     assert_unavailable(&res);
@@ -1761,7 +1680,7 @@ async fn failing_store_answers_503_with_retry_after() {
 
 #[tokio::test]
 async fn failing_store_in_fail_open_mode_accepts_and_counts() {
-    let store = TestStore::new(Mode::Fail);
+    let store = test_store(Mode::Fail);
     let auth = hs_auth()
         .store(store.clone())
         .failure_mode(FailureMode::Open);
@@ -1786,7 +1705,7 @@ async fn failing_store_in_fail_open_mode_accepts_and_counts() {
 
 #[tokio::test(start_paused = true)]
 async fn hanging_store_answers_503_within_the_deadline() {
-    let store = TestStore::new(Mode::Hang);
+    let store = test_store(Mode::Hang);
     let auth = hs_auth()
         .store(store.clone())
         .store_deadline(Duration::from_millis(50));
@@ -1814,7 +1733,7 @@ async fn hanging_store_answers_503_within_the_deadline() {
 
 #[tokio::test]
 async fn circuit_breaker_stops_asking_a_failing_store_and_closes_after_cooldown() {
-    let store = TestStore::new(Mode::Fail);
+    let store = test_store(Mode::Fail);
     let cooldown = Duration::from_secs(1);
     let auth = hs_auth().store(store.clone()).circuit_breaker(3, cooldown);
     let token = hs256(&claims("alice"));
@@ -1848,7 +1767,7 @@ async fn circuit_breaker_stops_asking_a_failing_store_and_closes_after_cooldown(
 
 #[tokio::test]
 async fn failed_probe_keeps_the_breaker_open() {
-    let store = TestStore::new(Mode::Fail);
+    let store = test_store(Mode::Fail);
     let cooldown = Duration::from_secs(1);
     let auth = hs_auth().store(store.clone()).circuit_breaker(1, cooldown);
     let token = hs256(&claims("alice"));
@@ -1865,7 +1784,7 @@ async fn failed_probe_keeps_the_breaker_open() {
 
 #[tokio::test]
 async fn open_breaker_in_fail_open_mode_accepts_without_asking_the_store() {
-    let store = TestStore::new(Mode::Fail);
+    let store = test_store(Mode::Fail);
     let auth = hs_auth()
         .store(store.clone())
         .failure_mode(FailureMode::Open)

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
+use common::hooked::{Hooked, Hooks};
 use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{Request, Response, StatusCode};
 use jsonwebtoken::jwk::Jwk;
@@ -22,12 +23,10 @@ use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tower::{service_fn, Layer, ServiceExt};
-use tower_jwt_auth::store::{
-    CheckRequest, CreateOutcome, NewSession, RotateOutcome, Rotation, StoreFuture, Verdict,
-};
+use tower_jwt_auth::store::{CreateOutcome, NewSession, RotateOutcome, Rotation};
 use tower_jwt_auth::{
     Algorithm, AuthError, Authenticated, ConfigError, ErrorKind, JwtAuth, Keys, LimitPolicy,
-    MemoryStore, RevocationStore, SessionEnd, SessionError, SessionInfo,
+    MemoryStore, RevocationStore, SessionError,
 };
 
 // ---------------------------------------------------------------------------
@@ -753,115 +752,20 @@ fn refresh_hash_comparison_uses_subtle() {
 }
 
 /// A store that records every secret-bearing argument it is given.
+type Recorder = Hooked<Seen>;
+
 #[derive(Debug, Clone, Default)]
-struct Recorder {
-    inner: MemoryStore,
-    seen: Arc<Mutex<Vec<(&'static str, String)>>>,
+struct Seen(Arc<Mutex<Vec<(&'static str, String)>>>);
+
+impl Hooks for Seen {
+    fn saw(&self, what: &'static str, value: &str) {
+        self.0.lock().unwrap().push((what, value.to_owned()));
+    }
 }
 
 impl Recorder {
-    fn record(&self, what: &'static str, value: &str) {
-        self.seen.lock().unwrap().push((what, value.to_owned()));
-    }
-
     fn seen(&self) -> Vec<(&'static str, String)> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-impl RevocationStore for Recorder {
-    fn check(&self, request: CheckRequest) -> StoreFuture<'static, Verdict> {
-        self.record("check.token_id", &request.token_id);
-        self.inner.check(request)
-    }
-
-    fn deny_token<'a>(
-        &'a self,
-        subject: &'a str,
-        token_id: &'a str,
-        ttl: Duration,
-    ) -> StoreFuture<'a, ()> {
-        self.record("deny.token_id", token_id);
-        self.inner.deny_token(subject, token_id, ttl)
-    }
-
-    fn revoke_subject<'a>(
-        &'a self,
-        subject: &'a str,
-        not_before: u64,
-        keep_for: Option<Duration>,
-        markers: Duration,
-    ) -> StoreFuture<'a, ()> {
-        self.inner
-            .revoke_subject(subject, not_before, keep_for, markers)
-    }
-
-    fn ban<'a>(
-        &'a self,
-        subject: &'a str,
-        duration: Option<Duration>,
-        markers: Duration,
-    ) -> StoreFuture<'a, ()> {
-        self.inner.ban(subject, duration, markers)
-    }
-
-    fn unban<'a>(&'a self, subject: &'a str) -> StoreFuture<'a, bool> {
-        self.inner.unban(subject)
-    }
-
-    fn create_session(&self, session: NewSession) -> StoreFuture<'_, CreateOutcome> {
-        self.record("create.refresh_hash", &session.refresh_hash);
-        self.record("create.session_id", &session.session_id);
-        self.inner.create_session(session)
-    }
-
-    fn end_session<'a>(
-        &'a self,
-        subject: &'a str,
-        session_id: &'a str,
-        reason: SessionEnd,
-        markers: Duration,
-    ) -> StoreFuture<'a, bool> {
-        self.inner.end_session(subject, session_id, reason, markers)
-    }
-
-    fn end_all_sessions<'a>(
-        &'a self,
-        subject: &'a str,
-        reason: SessionEnd,
-        markers: Duration,
-    ) -> StoreFuture<'a, usize> {
-        self.inner.end_all_sessions(subject, reason, markers)
-    }
-
-    fn list_sessions<'a>(&'a self, subject: &'a str) -> StoreFuture<'a, Vec<SessionInfo>> {
-        self.inner.list_sessions(subject)
-    }
-
-    fn rotate_refresh(&self, rotation: Rotation) -> StoreFuture<'_, RotateOutcome> {
-        self.record("rotate.presented_hash", &rotation.presented_hash);
-        self.record("rotate.new_hash", &rotation.new_hash);
-        self.inner.rotate_refresh(rotation)
-    }
-
-    fn put_one_time<'a>(
-        &'a self,
-        purpose: &'a str,
-        token_hash: &'a str,
-        subject: &'a str,
-        ttl: Duration,
-    ) -> StoreFuture<'a, ()> {
-        self.record("put_one_time.hash", token_hash);
-        self.inner.put_one_time(purpose, token_hash, subject, ttl)
-    }
-
-    fn take_one_time<'a>(
-        &'a self,
-        purpose: &'a str,
-        token_hash: &'a str,
-    ) -> StoreFuture<'a, Option<String>> {
-        self.record("take_one_time.hash", token_hash);
-        self.inner.take_one_time(purpose, token_hash)
+        self.hooks.0.lock().unwrap().clone()
     }
 }
 
