@@ -887,12 +887,21 @@ impl RedisStore {
         Ok(verdict)
     }
 
-    /// Drop the near-cache entries of `subject` after our own revoking write
-    /// (other instances drop theirs when the event arrives).
-    fn invalidate(&self, subject: &str) {
+    /// Runs a script that may revoke tokens of `subject`: it gets the events
+    /// channel and the subject as its last two arguments (it publishes the
+    /// event there), and our own near-cache drops the subject whatever the
+    /// outcome (other instances drop theirs when the event arrives).
+    async fn eval_revoking(
+        &self,
+        mut invocation: Invocation<'_>,
+        subject: &str,
+    ) -> Result<Value, StoreError> {
+        invocation.arg(&self.inner.channel).arg(subject);
+        let result = self.eval(invocation).await;
         if let Some(cache) = &self.inner.near {
             cache.invalidate(subject);
         }
+        result
     }
 
     /// The near-cache's counters, when it is on.
@@ -1057,12 +1066,8 @@ impl RevocationStore for RedisStore {
         Box::pin(async move {
             let mut inv = DENY_SCRIPT.prepare_invoke(1);
             inv.key(self.key(subject, KeyKind::Deny(token_id)))
-                .arg(millis(ttl))
-                .arg(&self.inner.channel)
-                .arg(subject);
-            let result = self.eval(inv).await.map(drop);
-            self.invalidate(subject);
-            result
+                .arg(millis(ttl));
+            self.eval_revoking(inv, subject).await.map(drop)
         })
     }
 
@@ -1081,12 +1086,8 @@ impl RevocationStore for RedisStore {
                 .arg(&base)
                 .arg(not_before)
                 .arg(keep_for.map(|d| millis(d).to_string()).unwrap_or_default())
-                .arg(millis(markers))
-                .arg(&self.inner.channel)
-                .arg(subject);
-            let result = self.eval(inv).await.map(drop);
-            self.invalidate(subject);
-            result
+                .arg(millis(markers));
+            self.eval_revoking(inv, subject).await.map(drop)
         })
     }
 
@@ -1103,12 +1104,8 @@ impl RevocationStore for RedisStore {
                 .key(key_in(&base, KeyKind::Sessions))
                 .arg(&base)
                 .arg(duration.map(|d| millis(d).to_string()).unwrap_or_default())
-                .arg(millis(markers))
-                .arg(&self.inner.channel)
-                .arg(subject);
-            let result = self.eval(inv).await.map(drop);
-            self.invalidate(subject);
-            result
+                .arg(millis(markers));
+            self.eval_revoking(inv, subject).await.map(drop)
         })
     }
 
@@ -1143,11 +1140,8 @@ impl RevocationStore for RedisStore {
                 .arg(if new.replace_same_device { "1" } else { "0" })
                 .arg(millis(new.idle_timeout))
                 .arg(millis(new.lifetime))
-                .arg(millis(new.markers))
-                .arg(&self.inner.channel)
-                .arg(subject);
-            let result = self.eval(inv).await;
-            self.invalidate(subject);
+                .arg(millis(new.markers));
+            let result = self.eval_revoking(inv, subject).await;
             parse_create(result?)
         })
     }
@@ -1166,11 +1160,8 @@ impl RevocationStore for RedisStore {
                 .arg(&base)
                 .arg(encode_key_part(session_id))
                 .arg(reason.code())
-                .arg(millis(markers))
-                .arg(&self.inner.channel)
-                .arg(subject);
-            let result = self.eval(inv).await;
-            self.invalidate(subject);
+                .arg(millis(markers));
+            let result = self.eval_revoking(inv, subject).await;
             Ok(parse_count("end_session", result?)? > 0)
         })
     }
@@ -1187,11 +1178,8 @@ impl RevocationStore for RedisStore {
             inv.key(key_in(&base, KeyKind::Sessions))
                 .arg(&base)
                 .arg(reason.code())
-                .arg(millis(markers))
-                .arg(&self.inner.channel)
-                .arg(subject);
-            let result = self.eval(inv).await;
-            self.invalidate(subject);
+                .arg(millis(markers));
+            let result = self.eval_revoking(inv, subject).await;
             let n = parse_count("end_all_sessions", result?)?;
             usize::try_from(n).map_err(|_| StoreError::Protocol(format!("end_all_sessions: {n}")))
         })
@@ -1221,11 +1209,8 @@ impl RevocationStore for RedisStore {
                 .arg(&rotation.presented_hash)
                 .arg(&rotation.new_hash)
                 .arg(millis(rotation.idle_timeout))
-                .arg(millis(rotation.markers))
-                .arg(&self.inner.channel)
-                .arg(subject);
-            let result = self.eval(inv).await;
-            self.invalidate(subject);
+                .arg(millis(rotation.markers));
+            let result = self.eval_revoking(inv, subject).await;
             parse_rotate(result?)
         })
     }
