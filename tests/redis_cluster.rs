@@ -7,38 +7,24 @@
 
 mod common;
 
-use common::layer::{call, issue, rejected_within, OK, REVOKED};
+use common::layer::{call, failover_auth, failover_store, issue, rejected_within, OK, REVOKED};
 
 use std::time::{Duration, Instant};
 
 use common::redis_cluster::RedisCluster;
 use http::StatusCode;
-use tower_jwt_auth::store::{NearCacheConfig, RedisStoreBuilder};
-use tower_jwt_auth::{JwtAuth, Keys, RedisStore};
+use tower_jwt_auth::store::RedisStoreBuilder;
+use tower_jwt_auth::{JwtAuth, RedisStore};
 
 const SECRET: &[u8] = b"cluster-test-secret-0123456789-abcdefgh";
 
 async fn store(urls: &[String], prefix: &str, near: bool) -> RedisStore {
     let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
-    RedisStoreBuilder::cluster(&urls)
-        .prefix(prefix)
-        .near_cache_config(NearCacheConfig {
-            max_age: Duration::from_secs(5),
-            capacity: 10_000,
-        })
-        .near_cache(near)
-        .startup_checks(false)
-        .build()
-        .await
-        .unwrap()
+    failover_store(RedisStoreBuilder::cluster(&urls).prefix(prefix), near).await
 }
 
 fn auth(store: RedisStore) -> JwtAuth<serde_json::Value> {
-    JwtAuth::new(Keys::hs256(SECRET).unwrap())
-        .store(store)
-        .store_deadline(Duration::from_millis(300))
-        // Measure the store, not the breaker's cool-down.
-        .circuit_breaker(u32::MAX, Duration::from_millis(1))
+    failover_auth(SECRET, store)
 }
 
 /// A subject whose keys (under `prefix`) live on node `node`, or elsewhere.

@@ -58,3 +58,36 @@ where
         tokio::time::sleep(Duration::from_micros(200)).await;
     }
 }
+
+/// A store for the failover tests (cluster, Sentinel): `builder` with the
+/// near-cache on or off (5 s entries, 10 000 tokens) and no startup checks.
+#[cfg(feature = "redis")]
+pub async fn failover_store(
+    builder: tower_jwt_auth::RedisStoreBuilder,
+    near: bool,
+) -> tower_jwt_auth::RedisStore {
+    builder
+        .near_cache_config(tower_jwt_auth::store::NearCacheConfig {
+            max_age: Duration::from_secs(5),
+            capacity: 10_000,
+        })
+        .near_cache(near)
+        .startup_checks(false)
+        .build()
+        .await
+        .unwrap()
+}
+
+/// A layer for the failover tests: HS256 with `secret`, a 300 ms store
+/// deadline, and a breaker that never stays open (the tests measure the
+/// store, not the breaker's cool-down).
+#[cfg(feature = "redis")]
+pub fn failover_auth(
+    secret: &[u8],
+    store: tower_jwt_auth::RedisStore,
+) -> JwtAuth<serde_json::Value> {
+    JwtAuth::new(tower_jwt_auth::Keys::hs256(secret).unwrap())
+        .store(store)
+        .store_deadline(Duration::from_millis(300))
+        .circuit_breaker(u32::MAX, Duration::from_millis(1))
+}
