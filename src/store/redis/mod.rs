@@ -77,8 +77,9 @@ const MAX_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
 /// The same store, and so the same application code, runs against:
 ///
 /// - one Redis ([`connect`](Self::connect), [`builder`](Self::builder)): a
-///   pool of a few multiplexed connections (commands pipeline on them); a
-///   connection that dies (Redis restart) is replaced by itself;
+///   pool of multiplexed connections (one by default: concurrent commands
+///   pipeline on it); a connection that dies (Redis restart) is replaced by
+///   itself;
 /// - a Redis Cluster ([`cluster`](Self::cluster), feature `redis-cluster`):
 ///   each script goes to the node that serves its subject's slot; MOVED/ASK
 ///   redirections, retries and topology refreshes after a failover are the
@@ -98,8 +99,8 @@ const MAX_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
 /// use tower_jwt_auth::store::RedisStore;
 ///
 /// let store = RedisStore::builder("redis://:secret@10.0.0.5:6379/2")
-///     .pool_size(8)
 ///     .connection_timeout(Duration::from_millis(500))
+///     .response_timeout(Duration::from_millis(200))
 ///     .prefix("auth")
 ///     .build()
 ///     .await?;
