@@ -9,9 +9,9 @@ mod common;
 
 use std::time::Duration;
 
+use common::layer::call;
 use common::redis_server::RedisServer;
-use http::{Request, Response, StatusCode};
-use tower::ServiceExt;
+use http::StatusCode;
 use tower_jwt_auth::{JwtAuth, Keys, RedisStore};
 
 /// The ACL rule documented in README.md ("Redis in production").
@@ -21,20 +21,7 @@ const ACL_RULE: &str = "on >s3cret-acl-password ~jwt:* &jwt:events -@all \
     +ping +info +hello";
 
 async fn status(auth: &JwtAuth<serde_json::Value>, token: &str) -> StatusCode {
-    tower::ServiceBuilder::new()
-        .layer(auth.clone())
-        .service(tower::service_fn(|_req: Request<String>| async {
-            Ok::<_, std::convert::Infallible>(Response::new(String::new()))
-        }))
-        .oneshot(
-            Request::get("/")
-                .header("authorization", format!("Bearer {token}"))
-                .body(String::new())
-                .unwrap(),
-        )
-        .await
-        .unwrap()
-        .status()
+    call(auth, token).await.0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -209,64 +209,25 @@ pub fn parse_commandstats(info: &str) -> BTreeMap<String, u64> {
 
 /// Start `redis-server` and wait until it answers `PING`.
 fn spawn(port: u16, dir: &Path, aof: bool) -> Result<Child, String> {
-    let mut cmd = Command::new("redis-server");
-    cmd.args([
+    let log = dir.join("redis.log");
+    let args: Vec<String> = [
         "--port",
         &port.to_string(),
         "--bind",
         "127.0.0.1",
         "--save",
         "",
-    ])
-    .args(["--appendonly", if aof { "yes" } else { "no" }])
-    .args(["--appendfsync", "always"])
-    .arg("--dir")
-    .arg(dir)
-    .arg("--logfile")
-    .arg(dir.join("redis.log"))
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
-    let mut child = match cmd.spawn() {
-        Ok(child) => child,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => panic!(
-            "`redis-server` is not on PATH: these tests need a real Redis \
-             (e.g. `apt-get install redis-server`); they are never skipped"
-        ),
-        Err(err) => panic!("could not run redis-server: {err}"),
-    };
-    let url = format!("redis://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            let log = std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(5).collect();
-            return Err(format!(
-                "redis-server on port {port} exited ({status}): {tail:?}"
-            ));
-        }
-        if ping(&url) {
-            return Ok(child);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!(
-                "redis-server on port {port} did not answer PING in 10 s"
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn ping(url: &str) -> bool {
-    let Ok(client) = redis::Client::open(url) else {
-        return false;
-    };
-    let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_millis(200)) else {
-        return false;
-    };
-    redis::cmd("PING")
-        .query::<String>(&mut conn)
-        .is_ok_and(|pong| pong == "PONG")
+        "--appendonly",
+        if aof { "yes" } else { "no" },
+        "--appendfsync",
+        "always",
+        "--dir",
+        &dir.display().to_string(),
+        "--logfile",
+        &log.display().to_string(),
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    super::redis_cluster::spawn_redis(port, &args, &log)
 }
