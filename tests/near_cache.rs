@@ -6,28 +6,18 @@
 
 mod common;
 
-use common::layer::call;
+use common::layer::{call, near_cache_store};
 
 use std::time::{Duration, Instant};
 
 use common::redis_server::RedisServer;
 use http::StatusCode;
-use tower_jwt_auth::store::NearCacheConfig;
 use tower_jwt_auth::{JwtAuth, Keys, RedisStore};
 
 const SECRET: &[u8] = b"near-cache-secret-0123456789-abcdefgh";
 
 async fn store(server: &RedisServer, near: bool) -> RedisStore {
-    RedisStore::builder(&server.url())
-        .near_cache_config(NearCacheConfig {
-            max_age: Duration::from_secs(5),
-            capacity: 10_000,
-        })
-        .near_cache(near)
-        .startup_checks(false)
-        .build()
-        .await
-        .unwrap()
+    near_cache_store(RedisStore::builder(&server.url()), near).await
 }
 
 fn auth(store: RedisStore) -> JwtAuth<serde_json::Value> {

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::layer::{call, failover_auth, failover_store, issue, rejected_within, OK, REVOKED};
+use common::layer::{call, failover_auth, issue, near_cache_store, rejected_within, OK, REVOKED};
 
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,7 @@ const SECRET: &[u8] = b"cluster-test-secret-0123456789-abcdefgh";
 
 async fn store(urls: &[String], prefix: &str, near: bool) -> RedisStore {
     let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
-    failover_store(RedisStoreBuilder::cluster(&urls).prefix(prefix), near).await
+    near_cache_store(RedisStoreBuilder::cluster(&urls).prefix(prefix), near).await
 }
 
 fn auth(store: RedisStore) -> JwtAuth<serde_json::Value> {

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::layer::{call, failover_auth, failover_store, issue, rejected_within, OK, REVOKED};
+use common::layer::{call, failover_auth, issue, near_cache_store, rejected_within, OK, REVOKED};
 
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,7 @@ const SECRET: &[u8] = b"sentinel-test-secret-0123456789-abcdefg";
 
 async fn store(sentinels: &[String], near: bool) -> RedisStore {
     let sentinels: Vec<&str> = sentinels.iter().map(String::as_str).collect();
-    failover_store(RedisStoreBuilder::sentinel(&sentinels, MASTER_NAME), near).await
+    near_cache_store(RedisStoreBuilder::sentinel(&sentinels, MASTER_NAME), near).await
 }
 
 fn auth(store: RedisStore) -> JwtAuth<serde_json::Value> {

@@ -59,10 +59,10 @@ where
     }
 }
 
-/// A store for the failover tests (cluster, Sentinel): `builder` with the
-/// near-cache on or off (5 s entries, 10 000 tokens) and no startup checks.
+/// `builder`'s store with the near-cache on or off (5 s entries, 10 000
+/// tokens) and no startup checks: the near-cache and failover tests' store.
 #[cfg(feature = "redis")]
-pub async fn failover_store(
+pub async fn near_cache_store(
     builder: tower_jwt_auth::RedisStoreBuilder,
     near: bool,
 ) -> tower_jwt_auth::RedisStore {
