@@ -53,6 +53,27 @@ pub fn spawn_redis(port: u16, args: &[String], log: &Path) -> Result<Child, Stri
     }
 }
 
+/// Start a `redis-server` (`what`, for the panic message) on a free port,
+/// trying a few: a probed port can be taken before the server binds it.
+/// `setup(port)` gives its arguments and log file, or `None` to skip the port.
+pub fn spawn_on_free_port(
+    what: &str,
+    mut setup: impl FnMut(u16) -> Option<(Vec<String>, PathBuf)>,
+) -> (u16, Child) {
+    let mut last_error = String::new();
+    for _ in 0..5 {
+        let port = free_port();
+        let Some((args, log)) = setup(port) else {
+            continue;
+        };
+        match spawn_redis(port, &args, &log) {
+            Ok(child) => return (port, child),
+            Err(err) => last_error = err,
+        }
+    }
+    panic!("could not start {what}: {last_error}");
+}
+
 /// Run one command on a fresh connection to `url`.
 pub fn try_cmd<T: FromRedisValue>(url: &str, args: &[&str]) -> redis::RedisResult<T> {
     let client = redis::Client::open(url)?;
@@ -403,16 +424,13 @@ impl Drop for RedisCluster {
 }
 
 fn start_node(dir: &Path) -> Node {
-    let mut last_error = String::new();
-    // A probed free port can be taken before the server binds it: retry.
-    for _ in 0..5 {
-        let port = free_port();
+    let (port, child) = spawn_on_free_port("a cluster node", |port| {
         let bus = free_port();
         if bus == port {
-            continue;
+            return None;
         }
         let log = dir.join(format!("node-{port}.log"));
-        let args: Vec<String> = [
+        let args = [
             "--port",
             &port.to_string(),
             "--cluster-port",
@@ -428,17 +446,12 @@ fn start_node(dir: &Path) -> Node {
         .map(|s| (*s).to_owned())
         .chain(super::replicated_node_args(dir, &log))
         .collect();
-        match spawn_redis(port, &args, &log) {
-            Ok(child) => {
-                return Node {
-                    port,
-                    child: Some(child),
-                }
-            }
-            Err(err) => last_error = err,
-        }
+        Some((args, log))
+    });
+    Node {
+        port,
+        child: Some(child),
     }
-    panic!("could not start a cluster node: {last_error}");
 }
 
 /// `<id> <ip:port@bus> <flags> <master> <ping> <pong> <epoch> <link> <slot>...`

@@ -7,7 +7,7 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use super::redis_cluster::{
-    cmd, free_port, info_fields, new_dir, spawn_redis, try_cmd, wait_replicated, Watchdog,
+    cmd, info_fields, new_dir, spawn_on_free_port, try_cmd, wait_replicated, Watchdog,
 };
 
 /// The name the sentinels monitor.
@@ -191,9 +191,7 @@ impl Drop for SentinelGroup {
 }
 
 fn start_server(dir: &Path, replica_of: Option<u16>) -> Proc {
-    let mut last_error = String::new();
-    for _ in 0..5 {
-        let port = free_port();
+    let (port, child) = spawn_on_free_port("redis-server", |port| {
         let log = dir.join(format!("server-{port}.log"));
         let mut args = vec!["--port".to_owned(), port.to_string()];
         args.extend(super::replicated_node_args(dir, &log));
@@ -204,23 +202,16 @@ fn start_server(dir: &Path, replica_of: Option<u16>) -> Proc {
                 master.to_string(),
             ]);
         }
-        match spawn_redis(port, &args, &log) {
-            Ok(child) => {
-                return Proc {
-                    port,
-                    child: Some(child),
-                }
-            }
-            Err(err) => last_error = err,
-        }
+        Some((args, log))
+    });
+    Proc {
+        port,
+        child: Some(child),
     }
-    panic!("could not start redis-server: {last_error}");
 }
 
 fn start_sentinel(dir: &Path, master: u16) -> Proc {
-    let mut last_error = String::new();
-    for _ in 0..5 {
-        let port = free_port();
+    let (port, child) = spawn_on_free_port("a sentinel", |port| {
         let conf = dir.join(format!("sentinel-{port}.conf"));
         let log = dir.join(format!("sentinel-{port}.log"));
         std::fs::write(
@@ -239,16 +230,13 @@ fn start_sentinel(dir: &Path, master: u16) -> Proc {
             ),
         )
         .expect("write sentinel.conf");
-        let args = vec![conf.display().to_string(), "--sentinel".to_owned()];
-        match spawn_redis(port, &args, &log) {
-            Ok(child) => {
-                return Proc {
-                    port,
-                    child: Some(child),
-                }
-            }
-            Err(err) => last_error = err,
-        }
+        Some((
+            vec![conf.display().to_string(), "--sentinel".to_owned()],
+            log,
+        ))
+    });
+    Proc {
+        port,
+        child: Some(child),
     }
-    panic!("could not start a sentinel: {last_error}");
 }

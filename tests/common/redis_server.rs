@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use redis::{FromRedisValue, IntoConnectionInfo};
 
-use super::{free_port, new_dir};
+use super::new_dir;
+use super::redis_cluster::{spawn_on_free_port, spawn_redis};
 
 /// A `redis-server` child process bound to 127.0.0.1 on a free port.
 ///
@@ -36,23 +37,13 @@ impl RedisServer {
 
     fn start_with(aof: bool) -> Self {
         let dir = new_dir("redis");
-        let mut last_error = String::new();
-        // The free port can be taken between probing and binding: try a few.
-        for _ in 0..5 {
-            let port = free_port();
-            match spawn(port, &dir, aof) {
-                Ok(child) => {
-                    return Self {
-                        port,
-                        dir,
-                        aof,
-                        child: Some(child),
-                    }
-                }
-                Err(err) => last_error = err,
-            }
+        let (port, child) = spawn_on_free_port("redis-server", |port| Some(args(port, &dir, aof)));
+        Self {
+            port,
+            dir,
+            aof,
+            child: Some(child),
         }
-        panic!("could not start redis-server: {last_error}");
     }
 
     /// `redis://127.0.0.1:<port>`.
@@ -83,7 +74,8 @@ impl RedisServer {
         self.kill();
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            match spawn(self.port, &self.dir, self.aof) {
+            let (args, log) = args(self.port, &self.dir, self.aof);
+            match spawn_redis(self.port, &args, &log) {
                 Ok(child) => {
                     self.child = Some(child);
                     return;
@@ -207,10 +199,10 @@ pub fn parse_commandstats(info: &str) -> BTreeMap<String, u64> {
         .collect()
 }
 
-/// Start `redis-server` and wait until it answers `PING`.
-fn spawn(port: u16, dir: &Path, aof: bool) -> Result<Child, String> {
+/// The arguments of the `redis-server` on `port`, and its log file.
+fn args(port: u16, dir: &Path, aof: bool) -> (Vec<String>, PathBuf) {
     let log = dir.join("redis.log");
-    let args: Vec<String> = [
+    let args = [
         "--port",
         &port.to_string(),
         "--bind",
@@ -229,5 +221,5 @@ fn spawn(port: u16, dir: &Path, aof: bool) -> Result<Child, String> {
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
-    super::redis_cluster::spawn_redis(port, &args, &log)
+    (args, log)
 }
