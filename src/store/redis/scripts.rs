@@ -386,7 +386,9 @@ impl Invocation<'_> {
         &self.cmd
     }
 
-    /// The same call as `EVAL <body> ...`, for a node that lacks the script.
+    /// The same call as `EVAL <body> ...`, for a cluster node that lacks the
+    /// script.
+    #[cfg(any(feature = "redis-cluster", test))]
     pub(super) fn eval(&self) -> Cmd {
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(&self.lua.code);
