@@ -904,39 +904,156 @@ async fn subjects_and_ids_with_special_characters_never_collide() {
 
 // --- what only Redis has --------------------------------------------------------------
 
-#[tokio::test]
-async fn each_check_costs_exactly_one_evalsha_and_nothing_else() {
-    let server = RedisServer::start();
-    let store = store(&server).await;
-    store
-        .create_session(session("alice", "s1", "web"))
-        .await
-        .unwrap();
-    store.check(req("alice", "warm-up")).await.unwrap();
-
-    let before = server.commandstats();
+/// The commands clients sent while `run` ran, in order (MONITOR: commands
+/// run inside scripts are left out; `INFO` marks the end).
+async fn client_commands_during<F: std::future::Future<Output = ()>>(
+    server: &RedisServer,
+    run: F,
+) -> Vec<String> {
     let monitor = server.monitor();
-    for i in 0..10 {
-        store.check(req("alice", &format!("t{i}"))).await.unwrap();
-        let with_session = CheckRequest {
-            touch_interval: Duration::ZERO,
-            ..sreq("alice", "s1")
-        };
-        store.check(with_session).await.unwrap();
-    }
-    let after = server.commandstats();
-    let evalsha = after["evalsha"] - before["evalsha"];
-    assert_eq!(evalsha, 20);
-    // `commandstats` also counts what the script runs inside (GET, HMGET, ...);
-    // MONITOR tells client commands apart: the checks sent nothing but EVALSHA.
+    run.await;
+    let _ = server.commandstats(); // an INFO: everything before it is in
     let deadline = Instant::now() + Duration::from_secs(2);
     let mut sent = monitor.client_commands();
     while !sent.iter().any(|c| c == "info") && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
         sent = monitor.client_commands();
     }
-    let sent: Vec<_> = sent.into_iter().filter(|c| c != "info").collect();
-    assert_eq!(sent, vec!["evalsha"; 20]);
+    sent.into_iter().take_while(|c| c != "info").collect()
+}
+
+/// Loads the check script (the first `EVALSHA` meets `NOSCRIPT`), with a
+/// check of a session of its own whose touch is due.
+async fn warm_up_check_script(store: &RedisStore) {
+    store
+        .create_session(session("warm-up", "w", "web"))
+        .await
+        .unwrap();
+    let due = CheckRequest {
+        touch_interval: Duration::ZERO,
+        ..sreq("warm-up", "w")
+    };
+    assert_eq!(store.check(due).await.unwrap(), Verdict::Valid);
+}
+
+#[tokio::test]
+async fn each_check_is_one_mget_and_a_due_touch_adds_one_script() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    store
+        .create_session(session("alice", "s1", "web"))
+        .await
+        .unwrap();
+    warm_up_check_script(&store).await;
+    let hour = Duration::from_secs(3600);
+    let sent = client_commands_during(&server, async {
+        for i in 0..10 {
+            let plain = store.check(req("alice", &format!("t{i}"))).await.unwrap();
+            assert_eq!(plain, Verdict::Valid);
+            let with_session = CheckRequest {
+                touch_interval: hour,
+                ..sreq("alice", "s1")
+            };
+            assert_eq!(store.check(with_session).await.unwrap(), Verdict::Valid);
+        }
+    })
+    .await;
+    assert_eq!(sent, vec!["mget"; 20]);
+
+    // A due touch: the MGET says so, the script slides the session.
+    let before: String = server.cmd(&["GET", "jwt:{alice}:live:s1"]);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let sent = client_commands_during(&server, async {
+        let due = CheckRequest {
+            touch_interval: Duration::ZERO,
+            ..sreq("alice", "s1")
+        };
+        assert_eq!(store.check(due).await.unwrap(), Verdict::Valid);
+    })
+    .await;
+    assert_eq!(sent, vec!["mget", "evalsha"]);
+    let after: String = server.cmd(&["GET", "jwt:{alice}:live:s1"]);
+    let last = |v: &str| v.split(':').next().unwrap().parse::<u64>().unwrap();
+    assert!(last(&after) > last(&before), "{before} -> {after}");
+    let hash_last: String = server.cmd(&["HGET", "jwt:{alice}:session:s1", "last"]);
+    assert_eq!(hash_last.parse::<u64>().unwrap(), last(&after));
+}
+
+#[tokio::test]
+async fn revoked_tokens_and_ended_sessions_are_told_by_the_mget_alone() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    store
+        .create_session(session("alice", "s1", "web"))
+        .await
+        .unwrap();
+    store
+        .end_session("alice", "s1", SessionEnd::Kicked, MARKERS)
+        .await
+        .unwrap();
+    store
+        .deny_token("bob", "t", Duration::from_secs(60))
+        .await
+        .unwrap();
+    store.ban("carol", None, MARKERS).await.unwrap();
+    let sent = client_commands_during(&server, async {
+        assert_eq!(
+            store.check(sreq("alice", "s1")).await.unwrap(),
+            ended(SessionEnd::Kicked)
+        );
+        assert_eq!(
+            store.check(req("bob", "t")).await.unwrap(),
+            revoked(RevocationReason::TokenRevoked)
+        );
+        assert_eq!(
+            store.check(req("carol", "t")).await.unwrap(),
+            revoked(RevocationReason::Banned { until: None })
+        );
+    })
+    .await;
+    assert_eq!(sent, vec!["mget"; 3]);
+}
+
+#[tokio::test]
+async fn a_session_without_its_live_key_is_checked_by_the_script_which_restores_it() {
+    // Sessions written before `live` existed, or a `live` key lost by hand.
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    store
+        .create_session(session("alice", "s1", "web"))
+        .await
+        .unwrap();
+    warm_up_check_script(&store).await;
+    let ttl: i64 = server.cmd(&["PTTL", "jwt:{alice}:live:s1"]);
+    assert!(ttl > 59_000 && ttl <= 60_000, "live key PTTL {ttl}");
+    let _: i64 = server.cmd(&["DEL", "jwt:{alice}:live:s1"]);
+    let hour = Duration::from_secs(3600);
+    let check = || CheckRequest {
+        touch_interval: hour,
+        ..sreq("alice", "s1")
+    };
+    let sent = client_commands_during(&server, async {
+        assert_eq!(store.check(check()).await.unwrap(), Verdict::Valid);
+        assert_eq!(store.check(check()).await.unwrap(), Verdict::Valid);
+    })
+    .await;
+    assert_eq!(sent, vec!["mget", "evalsha", "mget"]);
+    // A live key that is not ours is never trusted: the script decides.
+    let _: () = server.cmd(&["SET", "jwt:{alice}:live:s1", "garbage"]);
+    assert_eq!(store.check(check()).await.unwrap(), Verdict::Valid);
+    let restored: String = server.cmd(&["GET", "jwt:{alice}:live:s1"]);
+    assert!(restored.split_once(':').is_some(), "{restored}");
+    // Ending the session deletes it, so the MGET never sees a live session.
+    store
+        .end_session("alice", "s1", SessionEnd::Kicked, MARKERS)
+        .await
+        .unwrap();
+    let exists: i64 = server.cmd(&["EXISTS", "jwt:{alice}:live:s1"]);
+    assert_eq!(exists, 0);
+    assert_eq!(
+        store.check(check()).await.unwrap(),
+        ended(SessionEnd::Kicked)
+    );
 }
 
 #[tokio::test]
@@ -945,6 +1062,10 @@ async fn scripts_are_reloaded_after_script_flush() {
     let store = store(&server).await;
     store
         .deny_token("alice", "t", Duration::from_secs(60))
+        .await
+        .unwrap();
+    store
+        .create_session(session("alice", "s0", "web"))
         .await
         .unwrap();
     let _: () = server.cmd(&["SCRIPT", "FLUSH"]);
@@ -957,6 +1078,12 @@ async fn scripts_are_reloaded_after_script_flush() {
         store.check(req("alice", "t")).await.unwrap(),
         revoked(RevocationReason::TokenRevoked)
     );
+    // A check whose session touch is due runs the check script.
+    let due = CheckRequest {
+        touch_interval: Duration::ZERO,
+        ..sreq("alice", "s0")
+    };
+    assert_eq!(store.check(due).await.unwrap(), Verdict::Valid);
     store
         .create_session(session("alice", "s", "web"))
         .await

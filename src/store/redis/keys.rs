@@ -22,11 +22,17 @@ pub fn encode_key_part(part: &str) -> String {
 
 /// [`encode_key_part`] into `out`.
 fn push_encoded(out: &mut String, part: &str) {
+    let plain =
+        |byte: u8| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'~' | b'@' | b'-');
     if part.is_empty() {
         return out.push('%');
     }
+    // Subjects and ids are nearly always plain: one copy.
+    if part.bytes().all(plain) {
+        return out.push_str(part);
+    }
     for &byte in part.as_bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'~' | b'@' | b'-') {
+        if plain(byte) {
             out.push(char::from(byte));
         } else {
             const HEX: &[u8; 16] = b"0123456789ABCDEF";
@@ -70,12 +76,19 @@ pub(super) enum KeyKind<'a> {
     Sessions,
     Session(&'a str),
     Ended(&'a str),
+    Live(&'a str),
 }
 
 /// `<prefix>:{<enc subject>}:`: the start of every key of one subject; the
 /// hash tag puts them all in one cluster slot.
 pub(super) fn subject_base(prefix: &str, subject: &str) -> String {
-    format!("{prefix}:{{{}}}:", encode_key_part(subject))
+    // Room for the key suffix that usually follows (`session:<22-char id>`).
+    let mut base = String::with_capacity(prefix.len() + subject.len() + 40);
+    base.push_str(prefix);
+    base.push_str(":{");
+    push_encoded(&mut base, subject);
+    base.push_str("}:");
+    base
 }
 
 pub(super) fn subject_key(prefix: &str, subject: &str, kind: KeyKind<'_>) -> String {
@@ -100,6 +113,7 @@ pub(super) fn push_key_suffix(key: &mut String, kind: KeyKind<'_>) {
         KeyKind::Sessions => return key.push_str("sessions"),
         KeyKind::Session(id) => ("session:", id),
         KeyKind::Ended(id) => ("ended:", id),
+        KeyKind::Live(id) => ("live:", id),
     };
     key.push_str(name);
     push_encoded(key, id);

@@ -31,8 +31,9 @@ use redis::{
 
 use super::near_cache::{NearCache, NearCacheConfig, NearCacheStats};
 use super::{
-    CheckRequest, CreateOutcome, LimitPolicy, NewSession, RevocationReason, RevocationStore,
-    RotateOutcome, Rotation, SessionEnd, SessionInfo, StoreError, StoreFuture, Verdict,
+    unix_millis, CheckRequest, CreateOutcome, LimitPolicy, NewSession, RevocationReason,
+    RevocationStore, RotateOutcome, Rotation, SessionEnd, SessionInfo, StoreError, StoreFuture,
+    Verdict,
 };
 
 const DEFAULT_PREFIX: &str = "jwt";
@@ -50,9 +51,10 @@ const MAX_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
 
 /// A [`RevocationStore`] in Redis, shared by every instance of a service.
 ///
-/// Every [`check`](RevocationStore::check) is one `EVALSHA` round trip; every
-/// write is one script (or one command). All keys of a subject share the hash
-/// tag `{<subject>}`, so each script touches one cluster slot:
+/// Every [`check`](RevocationStore::check) is one plain `MGET` round trip (a
+/// session's sliding touch, due once per touch interval, adds one script);
+/// every write is one script (or one command). All keys of a subject share
+/// the hash tag `{<subject>}`, so each command touches one cluster slot:
 ///
 /// ```text
 /// <prefix>:{<subject>}:deny:<token id>   "1", PX = remaining token life + leeway
@@ -60,12 +62,16 @@ const MAX_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
 /// <prefix>:{<subject>}:ban               end of the ban in unix seconds, -1 = until lifted
 /// <prefix>:{<subject>}:sessions          ZSET session id -> absolute end (ms)
 /// <prefix>:{<subject>}:session:<sid>     HASH device, created, last, abs, idle, gen, rt
+/// <prefix>:{<subject>}:live:<sid>        "<last>:<deadline>" (ms), PX = until the session lapses
 /// <prefix>:{<subject>}:ended:<sid>       why the session ended, PX = marker time
 /// <prefix>:once:<purpose>:<token hash>   subject of a one-time token
 /// ```
 ///
 /// Subjects and ids are percent-encoded, so no two different ones share a key.
-/// Time is Redis's own clock (`TIME`), so application clock skew does not matter.
+/// Sessions lapse by Redis's own clock (`TIME` and key expiry), so
+/// application clock skew cannot keep one alive; this process's clock only
+/// decides when a session's touch is due (a clock far behind Redis's would
+/// touch late, by as much as it lags).
 ///
 /// Every revoking write publishes `<kind>\n<subject>` on `<prefix>:events`
 /// ([`events_channel`](Self::events_channel)), with `kind` one of `deny`,
@@ -840,42 +846,80 @@ impl RedisStore {
         lease.settle(result)
     }
 
+    /// One plain `MGET` of ban, deny, nbf and the session's `live` and
+    /// `ended` keys decides nearly every check; the [`CHECK`] script runs
+    /// only when it cannot (the session's touch is due, or the session is
+    /// gone and no marker says why yet).
     async fn check_now(self, req: CheckRequest) -> Result<Verdict, StoreError> {
         let ticket = self
             .inner
             .near
             .as_ref()
             .and_then(|c| c.ticket(&req.subject));
+        let sid = req.session_id.as_deref();
         // Every key of one check shares the subject's base: encode it once,
         // and write each key into one buffer that the command copies.
         let mut key = self.base(&req.subject);
         let base = key.len();
-        let sid = req.session_id.as_deref();
-        let mut inv = CHECK_SCRIPT.prepare_invoke(if sid.is_some() { 6 } else { 3 });
-        let mut put = |inv: &mut Invocation<'_>, kind: KeyKind<'_>| {
+        let mut kinds = [
+            KeyKind::Ban,
+            KeyKind::Deny(&req.token_id),
+            KeyKind::NotBefore,
+            KeyKind::Live(""),
+            KeyKind::Ended(""),
+        ];
+        let count = match sid {
+            Some(sid) => {
+                kinds[3] = KeyKind::Live(sid);
+                kinds[4] = KeyKind::Ended(sid);
+                5
+            }
+            None => 3,
+        };
+        let id_len = req.token_id.len().max(sid.map_or(0, str::len));
+        let mut cmd = Cmd::with_capacity(1 + count, 4 + count * (base + 12 + 3 * id_len));
+        cmd.arg("MGET");
+        for kind in &kinds[..count] {
             key.truncate(base);
-            push_key_suffix(&mut key, kind);
-            inv.key(key.as_bytes());
-        };
-        put(&mut inv, KeyKind::Ban);
-        put(&mut inv, KeyKind::Deny(&req.token_id));
-        put(&mut inv, KeyKind::NotBefore);
-        if let Some(sid) = sid {
-            put(&mut inv, KeyKind::Sessions);
-            put(&mut inv, KeyKind::Session(sid));
-            put(&mut inv, KeyKind::Ended(sid));
+            push_key_suffix(&mut key, *kind);
+            cmd.arg(key.as_bytes());
         }
-        match req.issued_at {
-            Some(iat) => inv.arg(iat),
-            None => inv.arg(""),
+        let reply = self.query(&cmd).await?;
+        let touch_ms = millis(req.touch_interval);
+        let decided = parse_mget_check(reply, req.issued_at, touch_ms, unix_millis())?;
+        let (verdict, session_ttl) = match decided {
+            Some(decided) => decided,
+            None => {
+                let mut inv = CHECK_SCRIPT.prepare_invoke(if sid.is_some() { 7 } else { 3 });
+                for kind in [
+                    KeyKind::Ban,
+                    KeyKind::Deny(&req.token_id),
+                    KeyKind::NotBefore,
+                ] {
+                    inv.key(key_in(&key[..base], kind));
+                }
+                if let Some(sid) = sid {
+                    for kind in [
+                        KeyKind::Sessions,
+                        KeyKind::Session(sid),
+                        KeyKind::Ended(sid),
+                        KeyKind::Live(sid),
+                    ] {
+                        inv.key(key_in(&key[..base], kind));
+                    }
+                }
+                match req.issued_at {
+                    Some(iat) => inv.arg(iat),
+                    None => inv.arg(""),
+                };
+                inv.arg(touch_ms);
+                if let Some(sid) = sid {
+                    inv.arg(encode_key_part(sid))
+                        .arg(millis(req.marker_ttl).max(1));
+                }
+                parse_check(self.eval(inv).await?)?
+            }
         };
-        inv.arg(millis(req.touch_interval));
-        if let Some(sid) = sid {
-            inv.arg(encode_key_part(sid))
-                .arg(millis(req.marker_ttl).max(1));
-        }
-        let reply = self.eval(inv).await?;
-        let (verdict, session_ttl) = parse_check(reply)?;
         if let (Some(cache), Some(ticket), Verdict::Valid) = (&self.inner.near, ticket, &verdict) {
             // A session-bound verdict lives no longer than the session's idle
             // deadline and the touch interval (so the next real check slides it).
@@ -1124,11 +1168,12 @@ impl RevocationStore for RedisStore {
         Box::pin(async move {
             let subject = &new.subject;
             let base = self.base(subject);
-            let mut inv = CREATE_SCRIPT.prepare_invoke(4);
+            let mut inv = CREATE_SCRIPT.prepare_invoke(5);
             inv.key(key_in(&base, KeyKind::Ban))
                 .key(key_in(&base, KeyKind::Sessions))
                 .key(key_in(&base, KeyKind::Session(&new.session_id)))
                 .key(key_in(&base, KeyKind::Ended(&new.session_id)))
+                .key(key_in(&base, KeyKind::Live(&new.session_id)))
                 .arg(&base)
                 .arg(encode_key_part(&new.session_id))
                 .arg(&new.device)
@@ -1200,10 +1245,11 @@ impl RevocationStore for RedisStore {
             let subject = &rotation.subject;
             let sid = &rotation.session_id;
             let base = self.base(subject);
-            let mut inv = ROTATE_SCRIPT.prepare_invoke(3);
+            let mut inv = ROTATE_SCRIPT.prepare_invoke(4);
             inv.key(key_in(&base, KeyKind::Sessions))
                 .key(key_in(&base, KeyKind::Session(sid)))
                 .key(key_in(&base, KeyKind::Ended(sid)))
+                .key(key_in(&base, KeyKind::Live(sid)))
                 .arg(&base)
                 .arg(encode_key_part(sid))
                 .arg(rotation.generation)
@@ -1274,20 +1320,21 @@ mod tests {
     type Triple = (String, u8, String);
 
     fn key_of((subject, kind, id): &Triple) -> String {
-        let kind = match kind % 6 {
+        let kind = match kind % 7 {
             0 => KeyKind::Deny(id),
             1 => KeyKind::NotBefore,
             2 => KeyKind::Ban,
             3 => KeyKind::Sessions,
             4 => KeyKind::Session(id),
-            _ => KeyKind::Ended(id),
+            5 => KeyKind::Ended(id),
+            _ => KeyKind::Live(id),
         };
         subject_key("jwt", subject, kind)
     }
 
     /// Normalize: kinds without an id ignore it.
     fn canonical((subject, kind, id): &Triple) -> Triple {
-        let kind = kind % 6;
+        let kind = kind % 7;
         let id = if matches!(kind, 1..=3) {
             String::new()
         } else {
@@ -1299,7 +1346,7 @@ mod tests {
     fn part() -> impl Strategy<Value = String> {
         prop_oneof![
             "[a:{}%~ é\\n.-]{0,4}",
-            "[a-z0-9:{}%]{0,3}(deny|nbf|ban|sessions|session|ended)?[:{}%a]{0,3}",
+            "[a-z0-9:{}%]{0,3}(deny|nbf|ban|sessions|session|ended|live)?[:{}%a]{0,3}",
             any::<String>(),
         ]
     }

@@ -73,6 +73,73 @@ pub(super) fn parse_check(reply: Value) -> Result<(Verdict, Option<u64>), StoreE
     Ok((verdict, session_ttl))
 }
 
+/// The check's `MGET` of ban, deny, nbf[, live, ended]: the verdict and
+/// the session's remaining time, like [`parse_check`], or `None` when only
+/// the [`CHECK`] script can tell (a session whose touch is due, or that is
+/// gone with no marker yet, or a value this code did not write).
+///
+/// `live` is `<last>:<deadline>` in Redis's milliseconds; `now_ms` is this
+/// process's clock, used only to decide that a touch is due (Redis's own
+/// expiry of `live` is what ends a session).
+pub(super) fn parse_mget_check(
+    reply: Value,
+    issued_at: Option<u64>,
+    touch_ms: u64,
+    now_ms: u64,
+) -> Result<Option<(Verdict, Option<u64>)>, StoreError> {
+    let Value::Array(items) = reply else {
+        return Err(protocol("check", &reply));
+    };
+    if !matches!(items.len(), 3 | 5) {
+        return Err(protocol("check", &Value::Array(items)));
+    }
+    let present = |i: usize| items.get(i).filter(|v| !matches!(v, Value::Nil));
+    if let Some(ban) = present(0) {
+        let until = value_int(ban).and_then(|n| u64::try_from(n).ok());
+        return Ok(Some((
+            Verdict::Revoked(RevocationReason::Banned { until }),
+            None,
+        )));
+    }
+    if present(1).is_some() {
+        return Ok(Some((
+            Verdict::Revoked(RevocationReason::TokenRevoked),
+            None,
+        )));
+    }
+    if let Some(nbf) = present(2) {
+        let Some(nbf) = value_int(nbf) else {
+            return Ok(None);
+        };
+        if issued_at.is_none_or(|iat| i128::from(iat) <= i128::from(nbf)) {
+            return Ok(Some((
+                Verdict::Revoked(RevocationReason::LoggedOutEverywhere),
+                None,
+            )));
+        }
+    }
+    if items.len() == 3 {
+        return Ok(Some((Verdict::Valid, None)));
+    }
+    let Some(live) = present(3) else {
+        return Ok(present(4).cloned().and_then(value_text).map(|code| {
+            let end = SessionEnd::from_code(&code);
+            (Verdict::Revoked(RevocationReason::SessionEnded(end)), None)
+        }));
+    };
+    let parsed = match live {
+        Value::BulkString(b) => std::str::from_utf8(b).ok().and_then(|text| {
+            let (last, deadline) = text.split_once(':')?;
+            Some((last.parse::<u64>().ok()?, deadline.parse::<u64>().ok()?))
+        }),
+        _ => None,
+    };
+    Ok(parsed.and_then(|(last, deadline)| {
+        let touch_due = now_ms.saturating_sub(last) >= touch_ms;
+        (!touch_due && deadline > now_ms).then(|| (Verdict::Valid, Some(deadline - now_ms)))
+    }))
+}
+
 pub(super) fn parse_count(what: &str, reply: Value) -> Result<i64, StoreError> {
     value_int(&reply).ok_or_else(|| protocol(what, &reply))
 }
@@ -153,5 +220,124 @@ pub(super) fn parse_rotate(reply: Value) -> Result<RotateOutcome, StoreError> {
         Some(3) => Ok(RotateOutcome::Reused),
         Some(4) => Ok(RotateOutcome::Invalid),
         _ => Err(bad()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(text: &str) -> Value {
+        Value::BulkString(text.as_bytes().to_vec())
+    }
+
+    /// `MGET` reply of ban, deny, nbf[, live, ended]; `None` is a missing key.
+    fn mget(values: &[Option<&str>]) -> Value {
+        Value::Array(values.iter().map(|v| v.map_or(Value::Nil, bulk)).collect())
+    }
+
+    fn decide(
+        values: &[Option<&str>],
+        iat: Option<u64>,
+        now: u64,
+    ) -> Option<(Verdict, Option<u64>)> {
+        parse_mget_check(mget(values), iat, 200, now).expect("a well-formed reply")
+    }
+
+    fn revoked(reason: RevocationReason) -> Option<(Verdict, Option<u64>)> {
+        Some((Verdict::Revoked(reason), None))
+    }
+
+    #[test]
+    fn ban_deny_and_nbf_decide_in_the_scripts_order() {
+        use RevocationReason::*;
+        let all = [Some("-1"), Some("1"), Some("100"), Some("1000:5000"), None];
+        assert_eq!(
+            decide(&all, Some(50), 1100),
+            revoked(Banned { until: None })
+        );
+        let timed = [Some("1700000000"), None, None];
+        let until = Some(1_700_000_000);
+        assert_eq!(decide(&timed, None, 0), revoked(Banned { until }));
+        // Like the script's `tonumber(v) or -1`: a ban that is not a number
+        // is a ban without an end.
+        assert_eq!(
+            decide(&[Some("x"), None, None], None, 0),
+            revoked(Banned { until: None })
+        );
+        assert_eq!(
+            decide(&[None, Some("1"), Some("100")], Some(50), 0),
+            revoked(TokenRevoked)
+        );
+        let nbf = [None, None, Some("100")];
+        assert_eq!(decide(&nbf, Some(100), 0), revoked(LoggedOutEverywhere));
+        assert_eq!(decide(&nbf, None, 0), revoked(LoggedOutEverywhere));
+        assert_eq!(decide(&nbf, Some(101), 0), Some((Verdict::Valid, None)));
+        // A value this code did not write goes to the script.
+        assert_eq!(decide(&[None, None, Some("soon")], Some(1), 0), None);
+    }
+
+    #[test]
+    fn a_live_session_is_valid_until_its_touch_is_due_or_its_deadline_passes() {
+        let live = [None, None, None, Some("1000:5000"), None];
+        assert_eq!(
+            decide(&live, Some(1), 1100),
+            Some((Verdict::Valid, Some(3900)))
+        );
+        assert_eq!(
+            decide(&live, Some(1), 1199),
+            Some((Verdict::Valid, Some(3801)))
+        );
+        // touch interval 200 ms: due at 1200
+        assert_eq!(decide(&live, Some(1), 1200), None);
+        // A clock behind Redis's never skips a touch it cannot judge.
+        assert_eq!(
+            decide(&live, Some(1), 900),
+            Some((Verdict::Valid, Some(4100)))
+        );
+        let capped = [None, None, None, Some("1000:1150"), None];
+        assert_eq!(decide(&capped, Some(1), 1150), None, "deadline reached");
+        for garbage in ["", "1000", "a:b", "1000:", "-1:5000", "1000:5000:1"] {
+            let values = [None, None, None, Some(garbage), None];
+            assert_eq!(decide(&values, Some(1), 1100), None, "{garbage:?}");
+        }
+    }
+
+    #[test]
+    fn a_gone_session_is_told_by_its_marker_or_left_to_the_script() {
+        let kicked = [None, None, None, None, Some("kicked")];
+        assert_eq!(
+            decide(&kicked, Some(1), 0),
+            revoked(RevocationReason::SessionEnded(SessionEnd::Kicked))
+        );
+        let unknown = [None, None, None, None, Some("??")];
+        assert_eq!(
+            decide(&unknown, Some(1), 0),
+            revoked(RevocationReason::SessionEnded(SessionEnd::Unknown))
+        );
+        assert_eq!(decide(&[None, None, None, None, None], Some(1), 0), None);
+        assert_eq!(
+            decide(&[None, None, None], Some(1), 0),
+            Some((Verdict::Valid, None))
+        );
+    }
+
+    #[test]
+    fn replies_of_another_shape_are_protocol_errors() {
+        for reply in [
+            Value::Nil,
+            Value::Int(0),
+            mget(&[None, None]),
+            mget(&[None, None, None, None]),
+            mget(&[None; 6]),
+        ] {
+            assert!(
+                matches!(
+                    parse_mget_check(reply.clone(), None, 1, 0),
+                    Err(StoreError::Protocol(_))
+                ),
+                "{reply:?}"
+            );
+        }
     }
 }

@@ -11,7 +11,11 @@ use super::*;
 /// Session hash fields: `device`, `created`, `last` (ms), `abs` (absolute end
 /// ms), `idle` (ms), `gen`, `rt`. The subject's `sessions` ZSET maps the
 /// encoded session id to its absolute end (ms), so a session whose hash has
-/// expired can still tell `idle_timeout` from `session_expired`.
+/// expired can still tell `idle_timeout` from `session_expired`. Beside the
+/// hash, `live:<sid>` holds `<last>:<deadline>` (ms) with the same expiry:
+/// what the per-request `MGET` reads (see [`CHECK`]). Every script that
+/// writes `last` or the hash's expiry rewrites it; every script that ends a
+/// session deletes it with the hash.
 pub(super) const PRELUDE: &str = r#"
 local function num(n) return string.format('%.0f', n) end
 local function now_ms()
@@ -41,7 +45,7 @@ local function end_one(base, zkey, member, why, markers, now)
       reason = why
       live = true
     end
-    redis.call('DEL', skey)
+    redis.call('DEL', skey, base .. 'live:' .. member)
   else
     reason = gone_reason(zkey, member, now)
     if not reason then return false, false end
@@ -67,24 +71,29 @@ local function publish(channel, kind, subject)
 end
 "#;
 
-/// KEYS: ban, deny, nbf, [sessions, session, ended]; ARGV: iat ('' if none),
-/// touch interval ms, encoded session id, marker ttl ms (a lapsed session
-/// leaves a marker, like an ended one).
+/// KEYS: ban, deny, nbf, [sessions, session, ended, live]; ARGV: iat ('' if
+/// none), touch interval ms, encoded session id, marker ttl ms (a lapsed
+/// session leaves a marker, like an ended one).
 ///
 /// Reply: `{0}` valid, `{0, ms}` valid with the session's idle deadline `ms`
 /// away, `{1, until_secs | -1}` banned, `{2}` token denied, `{3}` logged out
 /// everywhere, `{4, "<SessionEnd code>"}` session ended.
 ///
-/// This script runs on every request, so it stands alone (no [`PRELUDE`]:
-/// defining its functions costs Redis more than this whole hot path) and
-/// reads the three subject keys with one `MGET`. Its session rules are the
-/// prelude's `lapsed` and `gone_reason`, spelled out.
+/// The authoritative check, and the one that slides a session. A request
+/// first reads ban, deny, nbf, `live:<sid>` and `ended:<sid>` with one plain
+/// `MGET` (see `RedisStore::check`), and runs this script only when that
+/// cannot decide: the session's touch is due, or `live` is missing and no
+/// marker says why. It stands alone (no [`PRELUDE`]: defining its functions
+/// costs Redis more than the check itself); its session rules are the
+/// prelude's `lapsed` and `gone_reason`, spelled out. It always rewrites
+/// `live` of a live session, so a session made before `live` existed gets
+/// one on its first check.
 pub(super) const CHECK: &str = r#"
 local v = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3])
 if v[1] then return {1, tonumber(v[1]) or -1} end
 if v[2] then return {2} end
 if v[3] and (ARGV[1] == '' or tonumber(ARGV[1]) <= tonumber(v[3])) then return {3} end
-if #KEYS < 6 then return {0} end
+if #KEYS < 7 then return {0} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local h = redis.call('HMGET', KEYS[5], 'last', 'abs', 'idle')
@@ -102,9 +111,12 @@ if h[1] then
       local ttl = math.max(1, math.min(idle, abs - now))
       redis.call('PEXPIRE', KEYS[5], string.format('%.0f', ttl))
     end
-    return {0, math.min(last + idle, abs) - now}
+    local deadline = math.min(last + idle, abs)
+    redis.call('SET', KEYS[7], string.format('%.0f:%.0f', last, deadline),
+      'PX', string.format('%.0f', math.max(1, deadline - now)))
+    return {0, deadline - now}
   end
-  redis.call('DEL', KEYS[5])
+  redis.call('DEL', KEYS[5], KEYS[7])
 else
   local score = redis.call('ZSCORE', KEYS[4], ARGV[3])
   if not score then return {4, redis.call('GET', KEYS[6]) or 'session_ended'} end
@@ -174,7 +186,8 @@ if n > 0 then publish(ARGV[1], 'unban', ARGV[2]) end
 return n
 "#;
 
-/// KEYS: ban, sessions, new session, new session's ended marker; ARGV: base,
+/// KEYS: ban, sessions, new session, new session's ended marker, new
+/// session's live key; ARGV: base,
 /// member, device, refresh hash, max sessions, 'evict' | 'reject', replace
 /// same device '1' | '0', idle ms, lifetime ms, markers ms, channel, subject.
 ///
@@ -235,6 +248,8 @@ local created = math.max(now, newest + 1)
 redis.call('HSET', KEYS[3], 'device', ARGV[3], 'created', num(created), 'last', num(now),
   'abs', num(abs), 'idle', num(idle), 'gen', '0', 'rt', ARGV[4])
 redis.call('PEXPIRE', KEYS[3], num(math.max(1, math.min(idle, lifetime))))
+redis.call('SET', KEYS[5], num(now) .. ':' .. num(math.min(now + idle, abs)),
+  'PX', num(math.max(1, math.min(idle, lifetime))))
 redis.call('ZADD', zkey, num(abs), ARGV[2])
 redis.call('DEL', KEYS[4])
 local keep_index = lifetime + markers
@@ -282,7 +297,7 @@ end
 return out
 "#;
 
-/// KEYS: sessions, session, ended; ARGV: base, member, generation, presented
+/// KEYS: sessions, session, ended, live; ARGV: base, member, generation, presented
 /// hash, new hash, idle ms, markers ms, channel, subject.
 ///
 /// Reply: `{1, generation}` rotated, `{2, "<SessionEnd code>"}` session gone,
@@ -293,7 +308,7 @@ local h = redis.call('HMGET', KEYS[2], 'last', 'abs', 'idle', 'gen', 'rt')
 if h[1] then
   local why = lapsed(h, now)
   if why then
-    redis.call('DEL', KEYS[2])
+    redis.call('DEL', KEYS[2], KEYS[4])
     redis.call('ZREM', KEYS[1], ARGV[2])
     return {2, why}
   end
@@ -315,7 +330,10 @@ end
 if presented == gen and ARGV[4] == h[5] then
   local idle = tonumber(ARGV[6])
   redis.call('HSET', KEYS[2], 'gen', num(gen + 1), 'rt', ARGV[5], 'idle', num(idle), 'last', num(now))
-  redis.call('PEXPIRE', KEYS[2], num(math.max(1, math.min(idle, tonumber(h[2]) - now))))
+  local abs = tonumber(h[2])
+  local ttl = num(math.max(1, math.min(idle, abs - now)))
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('SET', KEYS[4], num(now) .. ':' .. num(math.min(now + idle, abs)), 'PX', ttl)
   return {1, gen + 1}
 end
 return {4}
