@@ -328,8 +328,9 @@ impl bb8::ErrorSink<RedisError> for LogSink {
 
 /// How the store reaches Redis.
 pub(super) enum Backend {
-    /// Our own pool (one server, or Sentinel's master), and its manager's epoch.
-    Own(bb8::Pool<Manager>, Arc<AtomicU64>),
+    /// Our own pool (one server, or Sentinel's master), its manager's epoch,
+    /// and, for a pool of one connection, that connection at hand.
+    Own(bb8::Pool<Manager>, Arc<AtomicU64>, Option<HotSlot>),
     /// A pool handed in by the user.
     External(bb8::Pool<bb8_redis::RedisConnectionManager>),
     /// A Redis Cluster: one multiplexed connection per node, routed by key
@@ -343,7 +344,7 @@ impl Backend {
     /// client keeps one per node out of sight).
     pub(super) fn state(&self) -> (u32, u32) {
         let state = match self {
-            Self::Own(pool, _) => pool.state(),
+            Self::Own(pool, ..) => pool.state(),
             Self::External(pool) => pool.state(),
             #[cfg(feature = "redis-cluster")]
             Self::Cluster(_) => return (0, 0),
@@ -353,11 +354,53 @@ impl Backend {
 
     pub(super) fn max_size(&self) -> u32 {
         match self {
-            Self::Own(pool, _) => pool.config().max_size,
+            Self::Own(pool, ..) => pool.config().max_size,
             Self::External(pool) => pool.config().max_size,
             #[cfg(feature = "redis-cluster")]
             Self::Cluster(_) => 1,
         }
+    }
+}
+
+/// The one connection of a one-connection pool (the default), kept at hand
+/// so that a command clones it without a pool checkout (a lock, a timer and
+/// a check-in per command). The pool still opens and replaces it: a
+/// connection found broken or stale is taken through the pool again.
+#[derive(Default)]
+pub(super) struct HotSlot(std::sync::Mutex<Option<HotConn>>);
+
+pub(super) struct HotConn {
+    conn: MultiplexedConnection,
+    broken: Arc<AtomicBool>,
+    opened: u64,
+}
+
+impl HotSlot {
+    /// A lease of the kept connection, if it is still healthy.
+    pub(super) fn lease(&self, epoch: &Arc<AtomicU64>) -> Option<Lease> {
+        let slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let hot = slot.as_ref()?;
+        if hot.broken.load(Ordering::Relaxed) || hot.opened < epoch.load(Ordering::Relaxed) {
+            return None;
+        }
+        Some(Lease {
+            conn: LeasedConn::Single(hot.conn.clone()),
+            health: Some(Health {
+                broken: Arc::clone(&hot.broken),
+                epoch: Arc::clone(epoch),
+                opened: hot.opened,
+            }),
+        })
+    }
+
+    /// Keep `conn` (just checked out of the pool, healthy) at hand.
+    pub(super) fn keep(&self, conn: &PoolConn) {
+        let hot = HotConn {
+            conn: conn.conn.clone(),
+            broken: Arc::clone(&conn.broken),
+            opened: conn.epoch,
+        };
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(hot);
     }
 }
 

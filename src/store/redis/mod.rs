@@ -496,7 +496,8 @@ impl RedisStoreBuilder {
             .build(Manager::new(dial, config, Arc::clone(&epoch)))
             .await
             .map_err(map_redis_error)?;
-        Ok(Backend::Own(pool, epoch))
+        let hot = (self.pool_size == 1).then(HotSlot::default);
+        Ok(Backend::Own(pool, epoch, hot))
     }
 
     /// The cluster client: per-node connect and per-attempt timeouts from the
@@ -784,7 +785,10 @@ impl RedisStore {
     async fn lease(&self) -> Result<Lease, StoreError> {
         let timeout = self.inner.connection_timeout;
         match &self.inner.backend {
-            Backend::Own(pool, epoch) => {
+            Backend::Own(pool, epoch, hot) => {
+                if let Some(lease) = hot.as_ref().and_then(|hot| hot.lease(epoch)) {
+                    return Ok(lease);
+                }
                 // A connection flagged broken (or stale) is dropped (bb8 then
                 // discards it and opens a new one); the bound only guards
                 // against a loop.
@@ -794,6 +798,9 @@ impl RedisStore {
                         || pooled.epoch < epoch.load(Ordering::Relaxed)
                     {
                         continue;
+                    }
+                    if let Some(hot) = hot {
+                        hot.keep(&pooled);
                     }
                     return Ok(Lease {
                         conn: LeasedConn::Single(pooled.conn.clone()),
