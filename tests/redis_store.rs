@@ -980,9 +980,10 @@ async fn each_check_is_one_mget_and_a_due_touch_adds_one_script() {
 }
 
 #[tokio::test]
-async fn revoked_tokens_and_ended_sessions_are_told_by_the_mget_alone() {
+async fn a_revoked_token_costs_one_mget_or_with_a_session_one_more_script_for_the_reason() {
     let server = RedisServer::start();
     let store = store(&server).await;
+    warm_up_check_script(&store).await;
     store
         .create_session(session("alice", "s1", "web"))
         .await
@@ -998,10 +999,6 @@ async fn revoked_tokens_and_ended_sessions_are_told_by_the_mget_alone() {
     store.ban("carol", None, MARKERS).await.unwrap();
     let sent = client_commands_during(&server, async {
         assert_eq!(
-            store.check(sreq("alice", "s1")).await.unwrap(),
-            ended(SessionEnd::Kicked)
-        );
-        assert_eq!(
             store.check(req("bob", "t")).await.unwrap(),
             revoked(RevocationReason::TokenRevoked)
         );
@@ -1011,7 +1008,62 @@ async fn revoked_tokens_and_ended_sessions_are_told_by_the_mget_alone() {
         );
     })
     .await;
-    assert_eq!(sent, vec!["mget"; 3]);
+    assert_eq!(sent, vec!["mget"; 2], "tokens without a session");
+    let sent = client_commands_during(&server, async {
+        assert_eq!(
+            store.check(sreq("alice", "s1")).await.unwrap(),
+            ended(SessionEnd::Kicked)
+        );
+    })
+    .await;
+    assert_eq!(sent, vec!["mget", "evalsha"], "a session's token");
+}
+
+#[tokio::test]
+async fn a_session_opened_under_a_log_out_everywhere_carries_its_nbf() {
+    // Log out everywhere with a not-before in the future, then log in again:
+    // the new session's tokens issued up to that second stay revoked.
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    warm_up_check_script(&store).await;
+    let nbf = now_secs() + 100;
+    store
+        .revoke_subject("alice", nbf, None, MARKERS)
+        .await
+        .unwrap();
+    store
+        .create_session(session("alice", "s2", "web"))
+        .await
+        .unwrap();
+    let live: String = server.cmd(&["GET", "jwt:{alice}:live:s2"]);
+    assert!(live.ends_with(&format!(":{nbf}")), "{live}");
+    let hour = Duration::from_secs(3600);
+    let check = |iat: u64| CheckRequest {
+        issued_at: Some(iat),
+        touch_interval: hour,
+        ..sreq("alice", "s2")
+    };
+    let sent = client_commands_during(&server, async {
+        assert_eq!(
+            store.check(check(nbf)).await.unwrap(),
+            revoked(RevocationReason::LoggedOutEverywhere)
+        );
+    })
+    .await;
+    assert_eq!(sent, vec!["mget", "evalsha"]);
+    let sent = client_commands_during(&server, async {
+        assert_eq!(store.check(check(nbf + 1)).await.unwrap(), Verdict::Valid);
+    })
+    .await;
+    assert_eq!(sent, vec!["mget"]);
+    // A touch rewrites `live` with the nbf still in force.
+    let due = CheckRequest {
+        touch_interval: Duration::ZERO,
+        ..check(nbf + 1)
+    };
+    assert_eq!(store.check(due).await.unwrap(), Verdict::Valid);
+    let live: String = server.cmd(&["GET", "jwt:{alice}:live:s2"]);
+    assert!(live.ends_with(&format!(":{nbf}")), "{live}");
 }
 
 #[tokio::test]

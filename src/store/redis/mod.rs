@@ -853,10 +853,13 @@ impl RedisStore {
         lease.settle(result)
     }
 
-    /// One plain `MGET` of ban, deny, nbf and the session's `live` and
-    /// `ended` keys decides nearly every check; the [`CHECK`] script runs
-    /// only when it cannot (the session's touch is due, or the session is
-    /// gone and no marker says why yet).
+    /// One plain `MGET` decides nearly every check: ban, deny and nbf for a
+    /// token without a session; deny and the session's `live` key for a
+    /// session's token (a ban or a log-out-everywhere ends every session,
+    /// and `live` carries the `nbf` it was written under). The [`CHECK`]
+    /// script runs only when the `MGET` cannot decide: the session's touch is
+    /// due, or a session's token looks revoked (the script then tells the
+    /// exact reason).
     async fn check_now(self, req: CheckRequest) -> Result<Verdict, StoreError> {
         let ticket = self
             .inner
@@ -868,20 +871,10 @@ impl RedisStore {
         // and write each key into one buffer that the command copies.
         let mut key = self.base(&req.subject);
         let base = key.len();
-        let mut kinds = [
-            KeyKind::Ban,
-            KeyKind::Deny(&req.token_id),
-            KeyKind::NotBefore,
-            KeyKind::Live(""),
-            KeyKind::Ended(""),
-        ];
-        let count = match sid {
-            Some(sid) => {
-                kinds[3] = KeyKind::Live(sid);
-                kinds[4] = KeyKind::Ended(sid);
-                5
-            }
-            None => 3,
+        let deny = KeyKind::Deny(&req.token_id);
+        let (kinds, count) = match sid {
+            Some(sid) => ([deny, KeyKind::Live(sid), deny], 2),
+            None => ([KeyKind::Ban, deny, KeyKind::NotBefore], 3),
         };
         let id_len = req.token_id.len().max(sid.map_or(0, str::len));
         let mut cmd = Cmd::with_capacity(1 + count, 4 + count * (base + 12 + 3 * id_len));
@@ -1175,12 +1168,13 @@ impl RevocationStore for RedisStore {
         Box::pin(async move {
             let subject = &new.subject;
             let base = self.base(subject);
-            let mut inv = CREATE_SCRIPT.prepare_invoke(5);
+            let mut inv = CREATE_SCRIPT.prepare_invoke(6);
             inv.key(key_in(&base, KeyKind::Ban))
                 .key(key_in(&base, KeyKind::Sessions))
                 .key(key_in(&base, KeyKind::Session(&new.session_id)))
                 .key(key_in(&base, KeyKind::Ended(&new.session_id)))
                 .key(key_in(&base, KeyKind::Live(&new.session_id)))
+                .key(key_in(&base, KeyKind::NotBefore))
                 .arg(&base)
                 .arg(encode_key_part(&new.session_id))
                 .arg(&new.device)
@@ -1252,11 +1246,12 @@ impl RevocationStore for RedisStore {
             let subject = &rotation.subject;
             let sid = &rotation.session_id;
             let base = self.base(subject);
-            let mut inv = ROTATE_SCRIPT.prepare_invoke(4);
+            let mut inv = ROTATE_SCRIPT.prepare_invoke(5);
             inv.key(key_in(&base, KeyKind::Sessions))
                 .key(key_in(&base, KeyKind::Session(sid)))
                 .key(key_in(&base, KeyKind::Ended(sid)))
                 .key(key_in(&base, KeyKind::Live(sid)))
+                .key(key_in(&base, KeyKind::NotBefore))
                 .arg(&base)
                 .arg(encode_key_part(sid))
                 .arg(rotation.generation)

@@ -73,14 +73,16 @@ pub(super) fn parse_check(reply: Value) -> Result<(Verdict, Option<u64>), StoreE
     Ok((verdict, session_ttl))
 }
 
-/// The check's `MGET` of ban, deny, nbf[, live, ended]: the verdict and
-/// the session's remaining time, like [`parse_check`], or `None` when only
-/// the [`CHECK`] script can tell (a session whose touch is due, or that is
-/// gone with no marker yet, or a value this code did not write).
+/// The check's `MGET`: ban, deny, nbf (a token without a session), or
+/// deny, live (a session's token). The verdict and the session's remaining
+/// time, like [`parse_check`], or `None` when only the [`CHECK`] script can
+/// tell: a session whose touch is due, a session's token that looks revoked
+/// (the script knows the exact reason), a value this code did not write.
 ///
-/// `live` is `<last>:<deadline>` in Redis's milliseconds; `now_ms` is this
-/// process's clock, used only to decide that a touch is due (Redis's own
-/// expiry of `live` is what ends a session).
+/// `live` is `<last>:<deadline>[:<nbf>]`, times in Redis's milliseconds,
+/// `nbf` in unix seconds; `now_ms` is this process's clock, used only to
+/// decide that a touch is due (Redis's own expiry of `live` is what ends a
+/// session).
 pub(super) fn parse_mget_check(
     reply: Value,
     issued_at: Option<u64>,
@@ -90,54 +92,74 @@ pub(super) fn parse_mget_check(
     let Value::Array(items) = reply else {
         return Err(protocol("check", &reply));
     };
-    if !matches!(items.len(), 3 | 5) {
-        return Err(protocol("check", &Value::Array(items)));
-    }
     let present = |i: usize| items.get(i).filter(|v| !matches!(v, Value::Nil));
-    if let Some(ban) = present(0) {
-        let until = value_int(ban).and_then(|n| u64::try_from(n).ok());
-        return Ok(Some((
-            Verdict::Revoked(RevocationReason::Banned { until }),
-            None,
-        )));
-    }
-    if present(1).is_some() {
-        return Ok(Some((
-            Verdict::Revoked(RevocationReason::TokenRevoked),
-            None,
-        )));
-    }
-    if let Some(nbf) = present(2) {
-        let Some(nbf) = value_int(nbf) else {
-            return Ok(None);
-        };
-        if issued_at.is_none_or(|iat| i128::from(iat) <= i128::from(nbf)) {
-            return Ok(Some((
-                Verdict::Revoked(RevocationReason::LoggedOutEverywhere),
-                None,
-            )));
+    // iat at or below nbf is revoked; so is a token without iat.
+    let revoked_by = |nbf: i64| issued_at.is_none_or(|iat| i128::from(iat) <= i128::from(nbf));
+    match items.len() {
+        3 => {
+            if let Some(ban) = present(0) {
+                let until = value_int(ban).and_then(|n| u64::try_from(n).ok());
+                let reason = RevocationReason::Banned { until };
+                return Ok(Some((Verdict::Revoked(reason), None)));
+            }
+            if present(1).is_some() {
+                let reason = RevocationReason::TokenRevoked;
+                return Ok(Some((Verdict::Revoked(reason), None)));
+            }
+            match present(2).map(value_int) {
+                None => Ok(Some((Verdict::Valid, None))),
+                Some(None) => Ok(None),
+                Some(Some(nbf)) if revoked_by(nbf) => {
+                    let reason = RevocationReason::LoggedOutEverywhere;
+                    Ok(Some((Verdict::Revoked(reason), None)))
+                }
+                Some(Some(_)) => Ok(Some((Verdict::Valid, None))),
+            }
         }
+        2 => {
+            if present(0).is_some() {
+                return Ok(None);
+            }
+            let live = match present(1) {
+                Some(Value::BulkString(b)) => parse_live(b),
+                _ => None,
+            };
+            Ok(live.and_then(|(last, deadline, nbf)| {
+                let touch_due = now_ms.saturating_sub(last) >= touch_ms;
+                let stands = !touch_due && deadline > now_ms && !nbf.is_some_and(revoked_by);
+                stands.then(|| (Verdict::Valid, Some(deadline - now_ms)))
+            }))
+        }
+        _ => Err(protocol("check", &Value::Array(items))),
     }
-    if items.len() == 3 {
-        return Ok(Some((Verdict::Valid, None)));
+}
+
+/// `<last>:<deadline>[:<nbf>]`, plain decimal numbers (what the scripts
+/// write); anything else is `None`. Parsed by hand: this runs on every
+/// request, and `str::parse` costs several times as much.
+fn parse_live(text: &[u8]) -> Option<(u64, u64, Option<i64>)> {
+    let mut numbers = [0u64; 3];
+    let mut count = 0;
+    for part in text.split(|&b| b == b':') {
+        let slot = numbers.get_mut(count)?;
+        if part.is_empty() || part.len() > 19 {
+            return None;
+        }
+        for &b in part {
+            let digit = b.wrapping_sub(b'0');
+            if digit > 9 {
+                return None;
+            }
+            *slot = *slot * 10 + u64::from(digit);
+        }
+        count += 1;
     }
-    let Some(live) = present(3) else {
-        return Ok(present(4).cloned().and_then(value_text).map(|code| {
-            let end = SessionEnd::from_code(&code);
-            (Verdict::Revoked(RevocationReason::SessionEnded(end)), None)
-        }));
+    let nbf = match count {
+        2 => None,
+        3 => Some(i64::try_from(numbers[2]).ok()?),
+        _ => return None,
     };
-    let parsed = match live {
-        Value::BulkString(b) => std::str::from_utf8(b).ok().and_then(|text| {
-            let (last, deadline) = text.split_once(':')?;
-            Some((last.parse::<u64>().ok()?, deadline.parse::<u64>().ok()?))
-        }),
-        _ => None,
-    };
-    Ok(parsed.and_then(|(last, deadline)| {
-        let touch_due = now_ms.saturating_sub(last) >= touch_ms;
-        (!touch_due && deadline > now_ms).then(|| (Verdict::Valid, Some(deadline - now_ms)))
-    }))
+    Some((numbers[0], numbers[1], nbf))
 }
 
 pub(super) fn parse_count(what: &str, reply: Value) -> Result<i64, StoreError> {
@@ -231,7 +253,7 @@ mod tests {
         Value::BulkString(text.as_bytes().to_vec())
     }
 
-    /// `MGET` reply of ban, deny, nbf[, live, ended]; `None` is a missing key.
+    /// `MGET` reply (ban, deny, nbf or deny, live); `None` is a missing key.
     fn mget(values: &[Option<&str>]) -> Value {
         Value::Array(values.iter().map(|v| v.map_or(Value::Nil, bulk)).collect())
     }
@@ -249,13 +271,10 @@ mod tests {
     }
 
     #[test]
-    fn ban_deny_and_nbf_decide_in_the_scripts_order() {
+    fn ban_deny_and_nbf_decide_a_token_without_a_session_in_the_scripts_order() {
         use RevocationReason::*;
-        let all = [Some("-1"), Some("1"), Some("100"), Some("1000:5000"), None];
-        assert_eq!(
-            decide(&all, Some(50), 1100),
-            revoked(Banned { until: None })
-        );
+        let all = [Some("-1"), Some("1"), Some("100")];
+        assert_eq!(decide(&all, Some(50), 0), revoked(Banned { until: None }));
         let timed = [Some("1700000000"), None, None];
         let until = Some(1_700_000_000);
         assert_eq!(decide(&timed, None, 0), revoked(Banned { until }));
@@ -273,13 +292,17 @@ mod tests {
         assert_eq!(decide(&nbf, Some(100), 0), revoked(LoggedOutEverywhere));
         assert_eq!(decide(&nbf, None, 0), revoked(LoggedOutEverywhere));
         assert_eq!(decide(&nbf, Some(101), 0), Some((Verdict::Valid, None)));
+        assert_eq!(
+            decide(&[None, None, None], None, 0),
+            Some((Verdict::Valid, None))
+        );
         // A value this code did not write goes to the script.
         assert_eq!(decide(&[None, None, Some("soon")], Some(1), 0), None);
     }
 
     #[test]
-    fn a_live_session_is_valid_until_its_touch_is_due_or_its_deadline_passes() {
-        let live = [None, None, None, Some("1000:5000"), None];
+    fn a_live_session_stands_until_its_touch_is_due_or_its_deadline_passes() {
+        let live = [None, Some("1000:5000")];
         assert_eq!(
             decide(&live, Some(1), 1100),
             Some((Verdict::Valid, Some(3900)))
@@ -295,30 +318,36 @@ mod tests {
             decide(&live, Some(1), 900),
             Some((Verdict::Valid, Some(4100)))
         );
-        let capped = [None, None, None, Some("1000:1150"), None];
+        let capped = [None, Some("1000:1150")];
         assert_eq!(decide(&capped, Some(1), 1150), None, "deadline reached");
-        for garbage in ["", "1000", "a:b", "1000:", "-1:5000", "1000:5000:1"] {
-            let values = [None, None, None, Some(garbage), None];
+        for garbage in [
+            "1:99999999999999999999",
+            ":1",
+            "",
+            "1000",
+            "a:b",
+            "1000:",
+            "-1:5000",
+            "1000:5000:x",
+            "1:2:3:4",
+        ] {
+            let values = [None, Some(garbage)];
             assert_eq!(decide(&values, Some(1), 1100), None, "{garbage:?}");
         }
     }
 
     #[test]
-    fn a_gone_session_is_told_by_its_marker_or_left_to_the_script() {
-        let kicked = [None, None, None, None, Some("kicked")];
+    fn a_sessions_token_that_looks_revoked_is_left_to_the_script() {
+        // The script knows the exact reason (ban before deny before nbf).
+        assert_eq!(decide(&[Some("1"), Some("1000:5000")], Some(1), 1100), None);
+        assert_eq!(decide(&[None, None], Some(1), 1100), None, "session gone");
+        // `live` carries the nbf it was written under: iat at or below it.
+        let nbf = [None, Some("1000:5000:100")];
+        assert_eq!(decide(&nbf, Some(100), 1100), None);
+        assert_eq!(decide(&nbf, None, 1100), None);
         assert_eq!(
-            decide(&kicked, Some(1), 0),
-            revoked(RevocationReason::SessionEnded(SessionEnd::Kicked))
-        );
-        let unknown = [None, None, None, None, Some("??")];
-        assert_eq!(
-            decide(&unknown, Some(1), 0),
-            revoked(RevocationReason::SessionEnded(SessionEnd::Unknown))
-        );
-        assert_eq!(decide(&[None, None, None, None, None], Some(1), 0), None);
-        assert_eq!(
-            decide(&[None, None, None], Some(1), 0),
-            Some((Verdict::Valid, None))
+            decide(&nbf, Some(101), 1100),
+            Some((Verdict::Valid, Some(3900)))
         );
     }
 
@@ -327,9 +356,9 @@ mod tests {
         for reply in [
             Value::Nil,
             Value::Int(0),
-            mget(&[None, None]),
+            mget(&[None]),
             mget(&[None, None, None, None]),
-            mget(&[None; 6]),
+            mget(&[None; 5]),
         ] {
             assert!(
                 matches!(

@@ -12,10 +12,12 @@ use super::*;
 /// ms), `idle` (ms), `gen`, `rt`. The subject's `sessions` ZSET maps the
 /// encoded session id to its absolute end (ms), so a session whose hash has
 /// expired can still tell `idle_timeout` from `session_expired`. Beside the
-/// hash, `live:<sid>` holds `<last>:<deadline>` (ms) with the same expiry:
-/// what the per-request `MGET` reads (see [`CHECK`]). Every script that
-/// writes `last` or the hash's expiry rewrites it; every script that ends a
-/// session deletes it with the hash.
+/// hash, `live:<sid>` holds `<last>:<deadline>` (ms), followed by
+/// `:<nbf>` when the subject's `nbf` was set when it was written, with the
+/// same expiry as the hash: what the per-request `MGET` reads (see
+/// [`CHECK`]). Every script that writes `last` or the hash's expiry rewrites
+/// it; every script that ends a session deletes it with the hash (`nbf` and
+/// bans end every session, so a live session has seen the current `nbf`).
 pub(super) const PRELUDE: &str = r#"
 local function num(n) return string.format('%.0f', n) end
 local function now_ms()
@@ -80,10 +82,12 @@ end
 /// everywhere, `{4, "<SessionEnd code>"}` session ended.
 ///
 /// The authoritative check, and the one that slides a session. A request
-/// first reads ban, deny, nbf, `live:<sid>` and `ended:<sid>` with one plain
-/// `MGET` (see `RedisStore::check`), and runs this script only when that
-/// cannot decide: the session's touch is due, or `live` is missing and no
-/// marker says why. It stands alone (no [`PRELUDE`]: defining its functions
+/// first reads its keys with one plain `MGET` (see `RedisStore::check_now`):
+/// ban, deny and nbf for a token without a session, which decides; deny and
+/// `live:<sid>` for a session's token, which decides only that a live
+/// session's token stands. This script runs when the `MGET` cannot decide:
+/// the session's touch is due, or the token looks revoked (it then tells
+/// the exact reason, in the order ban, deny, nbf, session). It stands alone (no [`PRELUDE`]: defining its functions
 /// costs Redis more than the check itself); its session rules are the
 /// prelude's `lapsed` and `gone_reason`, spelled out. It always rewrites
 /// `live` of a live session, so a session made before `live` existed gets
@@ -112,8 +116,9 @@ if h[1] then
       redis.call('PEXPIRE', KEYS[5], string.format('%.0f', ttl))
     end
     local deadline = math.min(last + idle, abs)
-    redis.call('SET', KEYS[7], string.format('%.0f:%.0f', last, deadline),
-      'PX', string.format('%.0f', math.max(1, deadline - now)))
+    local live = string.format('%.0f:%.0f', last, deadline)
+    if v[3] then live = live .. ':' .. v[3] end
+    redis.call('SET', KEYS[7], live, 'PX', string.format('%.0f', math.max(1, deadline - now)))
     return {0, deadline - now}
   end
   redis.call('DEL', KEYS[5], KEYS[7])
@@ -187,7 +192,7 @@ return n
 "#;
 
 /// KEYS: ban, sessions, new session, new session's ended marker, new
-/// session's live key; ARGV: base,
+/// session's live key, nbf; ARGV: base,
 /// member, device, refresh hash, max sessions, 'evict' | 'reject', replace
 /// same device '1' | '0', idle ms, lifetime ms, markers ms, channel, subject.
 ///
@@ -248,8 +253,10 @@ local created = math.max(now, newest + 1)
 redis.call('HSET', KEYS[3], 'device', ARGV[3], 'created', num(created), 'last', num(now),
   'abs', num(abs), 'idle', num(idle), 'gen', '0', 'rt', ARGV[4])
 redis.call('PEXPIRE', KEYS[3], num(math.max(1, math.min(idle, lifetime))))
-redis.call('SET', KEYS[5], num(now) .. ':' .. num(math.min(now + idle, abs)),
-  'PX', num(math.max(1, math.min(idle, lifetime))))
+local live = num(now) .. ':' .. num(math.min(now + idle, abs))
+local nbf = redis.call('GET', KEYS[6])
+if nbf then live = live .. ':' .. nbf end
+redis.call('SET', KEYS[5], live, 'PX', num(math.max(1, math.min(idle, lifetime))))
 redis.call('ZADD', zkey, num(abs), ARGV[2])
 redis.call('DEL', KEYS[4])
 local keep_index = lifetime + markers
@@ -297,7 +304,7 @@ end
 return out
 "#;
 
-/// KEYS: sessions, session, ended, live; ARGV: base, member, generation, presented
+/// KEYS: sessions, session, ended, live, nbf; ARGV: base, member, generation, presented
 /// hash, new hash, idle ms, markers ms, channel, subject.
 ///
 /// Reply: `{1, generation}` rotated, `{2, "<SessionEnd code>"}` session gone,
@@ -333,7 +340,10 @@ if presented == gen and ARGV[4] == h[5] then
   local abs = tonumber(h[2])
   local ttl = num(math.max(1, math.min(idle, abs - now)))
   redis.call('PEXPIRE', KEYS[2], ttl)
-  redis.call('SET', KEYS[4], num(now) .. ':' .. num(math.min(now + idle, abs)), 'PX', ttl)
+  local live = num(now) .. ':' .. num(math.min(now + idle, abs))
+  local nbf = redis.call('GET', KEYS[5])
+  if nbf then live = live .. ':' .. nbf end
+  redis.call('SET', KEYS[4], live, 'PX', ttl)
   return {1, gen + 1}
 end
 return {4}
