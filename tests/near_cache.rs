@@ -27,12 +27,13 @@ fn auth(store: RedisStore) -> JwtAuth<serde_json::Value> {
         .touch_interval(Duration::from_millis(200))
 }
 
-/// `MGET` and `EVALSHA` calls: one per check that reaches Redis (a check is
-/// one `MGET`); a check whose session touch is due counts three (its `MGET`,
-/// the script, and the script's own `MGET`), so this never undercounts.
+/// `MGET`, `EXISTS` and `EVALSHA` calls: one per check that reaches Redis
+/// (a check is one `MGET` or `EXISTS`); a check that also runs the script
+/// counts three (the script runs an `MGET` of its own), so this never
+/// undercounts.
 fn check_commands(server: &RedisServer) -> u64 {
     let stats = server.commandstats();
-    ["mget", "evalsha"]
+    ["mget", "exists", "evalsha"]
         .iter()
         .map(|name| stats.get(*name).copied().unwrap_or(0))
         .sum()

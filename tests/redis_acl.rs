@@ -16,7 +16,7 @@ use tower_jwt_auth::{JwtAuth, Keys, RedisStore};
 
 /// The ACL rule documented in README.md ("Redis in production").
 const ACL_RULE: &str = "on >s3cret-acl-password ~jwt:* &jwt:events -@all \
-    +evalsha +eval +script|load +get +mget +set +getdel +del +hmget +hset \
+    +evalsha +eval +script|load +get +mget +exists +set +getdel +del +hmget +hset \
     +pexpire +pttl +zadd +zrange +zrem +zscore +time +publish +subscribe \
     +ping +info +hello";
 
@@ -99,4 +99,18 @@ async fn the_documented_minimal_acl_user_can_run_every_operation() {
         "alice"
     );
     assert!(s.consume_one_time_token("reset", &ott).await.is_err());
+
+    // Without the near-cache, a session's token is checked with EXISTS.
+    let plain = RedisStore::builder(&url)
+        .build()
+        .await
+        .expect("connect as the ACL user");
+    let auth = JwtAuth::<serde_json::Value>::new(
+        Keys::hs256(b"acl-test-secret-0123456789-abcdefghij").unwrap(),
+    )
+    .store(plain);
+    let e = auth.sessions().login("erin", "web", &claims).await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(status(&auth, &e.access_token).await, StatusCode::OK);
+    }
 }

@@ -937,59 +937,80 @@ async fn warm_up_check_script(store: &RedisStore) {
 }
 
 #[tokio::test]
-async fn each_check_is_one_mget_and_a_due_touch_adds_one_script() {
+async fn each_check_is_one_command_and_a_due_touch_adds_one_script() {
     let server = RedisServer::start();
     let store = store(&server).await;
+    warm_up_check_script(&store).await;
     store
         .create_session(session("alice", "s1", "web"))
         .await
         .unwrap();
-    warm_up_check_script(&store).await;
-    let hour = Duration::from_secs(3600);
+    let touch = Duration::from_millis(300);
+    let check = || CheckRequest {
+        touch_interval: touch,
+        ..sreq("alice", "s1")
+    };
+    // The session's first check runs the script, which sets `fresh`.
+    let sent = client_commands_during(&server, async {
+        assert_eq!(store.check(check()).await.unwrap(), Verdict::Valid);
+    })
+    .await;
+    assert_eq!(sent, vec!["exists", "evalsha"]);
+    let fresh: i64 = server.cmd(&["PTTL", "jwt:{alice}:fresh:s1"]);
+    assert!(fresh > 0 && fresh <= 300, "fresh PTTL {fresh}");
+
     let sent = client_commands_during(&server, async {
         for i in 0..10 {
             let plain = store.check(req("alice", &format!("t{i}"))).await.unwrap();
             assert_eq!(plain, Verdict::Valid);
-            let with_session = CheckRequest {
-                touch_interval: hour,
-                ..sreq("alice", "s1")
-            };
-            assert_eq!(store.check(with_session).await.unwrap(), Verdict::Valid);
+            assert_eq!(store.check(check()).await.unwrap(), Verdict::Valid);
         }
     })
     .await;
-    assert_eq!(sent, vec!["mget"; 20]);
+    assert_eq!(sent, ["mget", "exists"].repeat(10));
 
-    // A due touch: the MGET says so, the script slides the session.
-    let before: String = server.cmd(&["GET", "jwt:{alice}:live:s1"]);
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    // Once the touch is due, `fresh` is gone: the script slides the session.
+    let before: String = server.cmd(&["HGET", "jwt:{alice}:session:s1", "last"]);
+    tokio::time::sleep(touch + Duration::from_millis(50)).await;
     let sent = client_commands_during(&server, async {
-        let due = CheckRequest {
-            touch_interval: Duration::ZERO,
-            ..sreq("alice", "s1")
-        };
-        assert_eq!(store.check(due).await.unwrap(), Verdict::Valid);
+        assert_eq!(store.check(check()).await.unwrap(), Verdict::Valid);
+        assert_eq!(store.check(check()).await.unwrap(), Verdict::Valid);
     })
     .await;
-    assert_eq!(sent, vec!["mget", "evalsha"]);
-    let after: String = server.cmd(&["GET", "jwt:{alice}:live:s1"]);
-    let last = |v: &str| v.split(':').next().unwrap().parse::<u64>().unwrap();
-    assert!(last(&after) > last(&before), "{before} -> {after}");
-    let hash_last: String = server.cmd(&["HGET", "jwt:{alice}:session:s1", "last"]);
-    assert_eq!(hash_last.parse::<u64>().unwrap(), last(&after));
+    assert_eq!(sent, vec!["exists", "evalsha", "exists"]);
+    let after: String = server.cmd(&["HGET", "jwt:{alice}:session:s1", "last"]);
+    let ms = |v: &str| v.parse::<u64>().unwrap();
+    assert!(ms(&after) >= ms(&before) + 300, "{before} -> {after}");
 }
 
 #[tokio::test]
-async fn a_revoked_token_costs_one_mget_or_with_a_session_one_more_script_for_the_reason() {
+async fn a_revoked_token_costs_one_command_or_with_a_session_one_more_script_for_the_reason() {
     let server = RedisServer::start();
     let store = store(&server).await;
     warm_up_check_script(&store).await;
-    store
-        .create_session(session("alice", "s1", "web"))
-        .await
-        .unwrap();
+    let hour = Duration::from_secs(3600);
+    let check = |sid: &str| CheckRequest {
+        touch_interval: hour,
+        ..sreq("alice", sid)
+    };
+    for sid in ["s1", "s2"] {
+        store
+            .create_session(session("alice", sid, "web"))
+            .await
+            .unwrap();
+        assert_eq!(store.check(check(sid)).await.unwrap(), Verdict::Valid);
+        let fresh: i64 = server.cmd(&["EXISTS", &format!("jwt:{{alice}}:fresh:{sid}")]);
+        assert_eq!(fresh, 1);
+    }
+    // Ending a session deletes its `fresh` key at once.
     store
         .end_session("alice", "s1", SessionEnd::Kicked, MARKERS)
+        .await
+        .unwrap();
+    let fresh: i64 = server.cmd(&["EXISTS", "jwt:{alice}:fresh:s1"]);
+    assert_eq!(fresh, 0);
+    store
+        .deny_token("alice", "tok-s2", Duration::from_secs(60))
         .await
         .unwrap();
     store
@@ -1011,18 +1032,27 @@ async fn a_revoked_token_costs_one_mget_or_with_a_session_one_more_script_for_th
     assert_eq!(sent, vec!["mget"; 2], "tokens without a session");
     let sent = client_commands_during(&server, async {
         assert_eq!(
-            store.check(sreq("alice", "s1")).await.unwrap(),
+            store.check(check("s1")).await.unwrap(),
             ended(SessionEnd::Kicked)
+        );
+        assert_eq!(
+            store.check(check("s2")).await.unwrap(),
+            revoked(RevocationReason::TokenRevoked)
         );
     })
     .await;
-    assert_eq!(sent, vec!["mget", "evalsha"], "a session's token");
+    assert_eq!(sent, ["exists", "evalsha"].repeat(2), "session tokens");
+    // A ban ends every session, `fresh` keys included.
+    store.ban("alice", None, MARKERS).await.unwrap();
+    let keys: Vec<String> = server.cmd(&["KEYS", "jwt:{alice}:fresh:*"]);
+    assert!(keys.is_empty(), "{keys:?}");
 }
 
 #[tokio::test]
-async fn a_session_opened_under_a_log_out_everywhere_carries_its_nbf() {
+async fn a_session_under_a_log_out_everywhere_never_gets_a_fresh_key() {
     // Log out everywhere with a not-before in the future, then log in again:
-    // the new session's tokens issued up to that second stay revoked.
+    // the new session's tokens issued up to that second stay revoked, which
+    // only the script checks, so every check of them runs it.
     let server = RedisServer::start();
     let store = store(&server).await;
     warm_up_check_script(&store).await;
@@ -1035,8 +1065,6 @@ async fn a_session_opened_under_a_log_out_everywhere_carries_its_nbf() {
         .create_session(session("alice", "s2", "web"))
         .await
         .unwrap();
-    let live: String = server.cmd(&["GET", "jwt:{alice}:live:s2"]);
-    assert!(live.ends_with(&format!(":{nbf}")), "{live}");
     let hour = Duration::from_secs(3600);
     let check = |iat: u64| CheckRequest {
         issued_at: Some(iat),
@@ -1048,64 +1076,69 @@ async fn a_session_opened_under_a_log_out_everywhere_carries_its_nbf() {
             store.check(check(nbf)).await.unwrap(),
             revoked(RevocationReason::LoggedOutEverywhere)
         );
-    })
-    .await;
-    assert_eq!(sent, vec!["mget", "evalsha"]);
-    let sent = client_commands_during(&server, async {
+        assert_eq!(store.check(check(nbf + 1)).await.unwrap(), Verdict::Valid);
         assert_eq!(store.check(check(nbf + 1)).await.unwrap(), Verdict::Valid);
     })
     .await;
-    assert_eq!(sent, vec!["mget"]);
-    // A touch rewrites `live` with the nbf still in force.
-    let due = CheckRequest {
-        touch_interval: Duration::ZERO,
-        ..check(nbf + 1)
+    assert_eq!(sent, ["exists", "evalsha"].repeat(3));
+    let fresh: i64 = server.cmd(&["EXISTS", "jwt:{alice}:fresh:s2"]);
+    assert_eq!(fresh, 0);
+
+    // An nbf before the session's creation second cannot touch its tokens.
+    let past = now_secs() - 10;
+    store
+        .revoke_subject("bob", past, None, MARKERS)
+        .await
+        .unwrap();
+    store
+        .create_session(session("bob", "s3", "web"))
+        .await
+        .unwrap();
+    let bob = || CheckRequest {
+        touch_interval: hour,
+        ..sreq("bob", "s3")
     };
-    assert_eq!(store.check(due).await.unwrap(), Verdict::Valid);
-    let live: String = server.cmd(&["GET", "jwt:{alice}:live:s2"]);
-    assert!(live.ends_with(&format!(":{nbf}")), "{live}");
+    assert_eq!(store.check(bob()).await.unwrap(), Verdict::Valid);
+    let sent = client_commands_during(&server, async {
+        assert_eq!(store.check(bob()).await.unwrap(), Verdict::Valid);
+    })
+    .await;
+    assert_eq!(sent, vec!["exists"]);
 }
 
 #[tokio::test]
-async fn a_session_without_its_live_key_is_checked_by_the_script_which_restores_it() {
-    // Sessions written before `live` existed, or a `live` key lost by hand.
+async fn a_refresh_drops_the_fresh_key_so_the_next_check_reads_the_new_deadline() {
     let server = RedisServer::start();
     let store = store(&server).await;
     store
         .create_session(session("alice", "s1", "web"))
         .await
         .unwrap();
-    warm_up_check_script(&store).await;
-    let ttl: i64 = server.cmd(&["PTTL", "jwt:{alice}:live:s1"]);
-    assert!(ttl > 59_000 && ttl <= 60_000, "live key PTTL {ttl}");
-    let _: i64 = server.cmd(&["DEL", "jwt:{alice}:live:s1"]);
-    let hour = Duration::from_secs(3600);
-    let check = || CheckRequest {
-        touch_interval: hour,
+    let check = CheckRequest {
+        touch_interval: Duration::from_secs(3600),
         ..sreq("alice", "s1")
     };
-    let sent = client_commands_during(&server, async {
-        assert_eq!(store.check(check()).await.unwrap(), Verdict::Valid);
-        assert_eq!(store.check(check()).await.unwrap(), Verdict::Valid);
-    })
-    .await;
-    assert_eq!(sent, vec!["mget", "evalsha", "mget"]);
-    // A live key that is not ours is never trusted: the script decides.
-    let _: () = server.cmd(&["SET", "jwt:{alice}:live:s1", "garbage"]);
-    assert_eq!(store.check(check()).await.unwrap(), Verdict::Valid);
-    let restored: String = server.cmd(&["GET", "jwt:{alice}:live:s1"]);
-    assert!(restored.split_once(':').is_some(), "{restored}");
-    // Ending the session deletes it, so the MGET never sees a live session.
-    store
-        .end_session("alice", "s1", SessionEnd::Kicked, MARKERS)
+    assert_eq!(store.check(check).await.unwrap(), Verdict::Valid);
+    let fresh: i64 = server.cmd(&["EXISTS", "jwt:{alice}:fresh:s1"]);
+    assert_eq!(fresh, 1);
+    let rotated = store
+        .rotate_refresh(Rotation {
+            subject: "alice".into(),
+            session_id: "s1".into(),
+            generation: 0,
+            presented_hash: "rt-s1-0".into(),
+            new_hash: "rt-s1-1".into(),
+            idle_timeout: Duration::from_millis(200),
+            markers: MARKERS,
+        })
         .await
         .unwrap();
-    let exists: i64 = server.cmd(&["EXISTS", "jwt:{alice}:live:s1"]);
-    assert_eq!(exists, 0);
-    assert_eq!(
-        store.check(check()).await.unwrap(),
-        ended(SessionEnd::Kicked)
+    assert!(
+        matches!(rotated, RotateOutcome::Rotated { .. }),
+        "{rotated:?}"
     );
+    let fresh: i64 = server.cmd(&["EXISTS", "jwt:{alice}:fresh:s1"]);
+    assert_eq!(fresh, 0);
 }
 
 #[tokio::test]

@@ -99,7 +99,7 @@ pub(super) enum KeyKind<'a> {
     Sessions,
     Session(&'a str),
     Ended(&'a str),
-    Live(&'a str),
+    Fresh(&'a str),
 }
 
 /// `<prefix>:{<enc subject>}:`: the start of every key of one subject; the
@@ -136,7 +136,7 @@ pub(super) fn push_key_suffix(key: &mut String, kind: KeyKind<'_>) {
         KeyKind::Sessions => return key.push_str("sessions"),
         KeyKind::Session(id) => ("session:", id),
         KeyKind::Ended(id) => ("ended:", id),
-        KeyKind::Live(id) => ("live:", id),
+        KeyKind::Fresh(id) => ("fresh:", id),
     };
     key.push_str(name);
     push_encoded(key, id);

@@ -31,9 +31,8 @@ use redis::{
 
 use super::near_cache::{NearCache, NearCacheConfig, NearCacheStats};
 use super::{
-    unix_millis, CheckRequest, CreateOutcome, LimitPolicy, NewSession, RevocationReason,
-    RevocationStore, RotateOutcome, Rotation, SessionEnd, SessionInfo, StoreError, StoreFuture,
-    Verdict,
+    CheckRequest, CreateOutcome, LimitPolicy, NewSession, RevocationReason, RevocationStore,
+    RotateOutcome, Rotation, SessionEnd, SessionInfo, StoreError, StoreFuture, Verdict,
 };
 
 const DEFAULT_PREFIX: &str = "jwt";
@@ -51,7 +50,8 @@ const MAX_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
 
 /// A [`RevocationStore`] in Redis, shared by every instance of a service.
 ///
-/// Every [`check`](RevocationStore::check) is one plain `MGET` round trip (a
+/// Every [`check`](RevocationStore::check) is one plain command round trip
+/// (`EXISTS` for a session's token, `MGET` for a token without a session; a
 /// session's sliding touch, due once per touch interval, adds one script);
 /// every write is one script (or one command). All keys of a subject share
 /// the hash tag `{<subject>}`, so each command touches one cluster slot:
@@ -62,7 +62,7 @@ const MAX_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
 /// <prefix>:{<subject>}:ban               end of the ban in unix seconds, -1 = until lifted
 /// <prefix>:{<subject>}:sessions          ZSET session id -> absolute end (ms)
 /// <prefix>:{<subject>}:session:<sid>     HASH device, created, last, abs, idle, gen, rt
-/// <prefix>:{<subject>}:live:<sid>        "<last>:<deadline>" (ms), PX = until the session lapses
+/// <prefix>:{<subject>}:fresh:<sid>       "1" while the session is live and no touch is due
 /// <prefix>:{<subject>}:ended:<sid>       why the session ended, PX = marker time
 /// <prefix>:once:<purpose>:<token hash>   subject of a one-time token
 /// ```
@@ -853,13 +853,15 @@ impl RedisStore {
         lease.settle(result)
     }
 
-    /// One plain `MGET` decides nearly every check: ban, deny and nbf for a
-    /// token without a session; deny and the session's `live` key for a
-    /// session's token (a ban or a log-out-everywhere ends every session,
-    /// and `live` carries the `nbf` it was written under). The [`CHECK`]
-    /// script runs only when the `MGET` cannot decide: the session's touch is
-    /// due, or a session's token looks revoked (the script then tells the
-    /// exact reason).
+    /// One plain command decides nearly every check: `MGET` of ban, deny and
+    /// nbf for a token without a session; `EXISTS fresh deny deny` for a
+    /// session's token, which stands when the answer is exactly 1 (`fresh`
+    /// there, deny not: a ban or a log-out-everywhere ends every session,
+    /// and the [`CHECK`] script sets `fresh` only when no `nbf` can touch the
+    /// session's tokens). The script runs when that cannot decide: the
+    /// session's touch is due, or a session's token looks revoked (the
+    /// script then tells the exact reason), and with the near-cache on,
+    /// which needs the session's deadline that only the script returns.
     async fn check_now(self, req: CheckRequest) -> Result<Verdict, StoreError> {
         let ticket = self
             .inner
@@ -872,21 +874,34 @@ impl RedisStore {
         let mut key = self.base(&req.subject);
         let base = key.len();
         let deny = KeyKind::Deny(&req.token_id);
-        let (kinds, count) = match sid {
-            Some(sid) => ([deny, KeyKind::Live(sid), deny], 2),
-            None => ([KeyKind::Ban, deny, KeyKind::NotBefore], 3),
+        let plain = match sid {
+            Some(_) if self.inner.near.is_some() => None,
+            Some(sid) => Some(("EXISTS", [KeyKind::Fresh(sid), deny, deny])),
+            None => Some(("MGET", [KeyKind::Ban, deny, KeyKind::NotBefore])),
         };
-        let id_len = req.token_id.len().max(sid.map_or(0, str::len));
-        let mut cmd = Cmd::with_capacity(1 + count, 4 + count * (base + 12 + 3 * id_len));
-        cmd.arg("MGET");
-        for kind in &kinds[..count] {
-            key.truncate(base);
-            push_key_suffix(&mut key, *kind);
-            cmd.arg(key.as_bytes());
-        }
-        let reply = self.query(&cmd).await?;
         let touch_ms = millis(req.touch_interval);
-        let decided = parse_mget_check(reply, req.issued_at, touch_ms, unix_millis())?;
+        let decided = match plain {
+            Some((name, kinds)) => {
+                let id_len = req.token_id.len().max(sid.map_or(0, str::len));
+                let mut cmd = Cmd::with_capacity(4, 8 + 3 * (base + 12 + 3 * id_len));
+                cmd.arg(name);
+                for (i, kind) in kinds.into_iter().enumerate() {
+                    // `EXISTS fresh deny deny`: the deny key is written once.
+                    if i == 0 || kinds[i - 1] != kind {
+                        key.truncate(base);
+                        push_key_suffix(&mut key, kind);
+                    }
+                    cmd.arg(key.as_bytes());
+                }
+                let reply = self.query(&cmd).await?;
+                match sid {
+                    Some(_) if reply == Value::Int(1) => Some((Verdict::Valid, None)),
+                    Some(_) => None,
+                    None => parse_mget_check(reply, req.issued_at)?,
+                }
+            }
+            None => None,
+        };
         let (verdict, session_ttl) = match decided {
             Some(decided) => decided,
             None => {
@@ -903,7 +918,7 @@ impl RedisStore {
                         KeyKind::Sessions,
                         KeyKind::Session(sid),
                         KeyKind::Ended(sid),
-                        KeyKind::Live(sid),
+                        KeyKind::Fresh(sid),
                     ] {
                         inv.key(key_in(&key[..base], kind));
                     }
@@ -1168,13 +1183,12 @@ impl RevocationStore for RedisStore {
         Box::pin(async move {
             let subject = &new.subject;
             let base = self.base(subject);
-            let mut inv = CREATE_SCRIPT.prepare_invoke(6);
+            let mut inv = CREATE_SCRIPT.prepare_invoke(5);
             inv.key(key_in(&base, KeyKind::Ban))
                 .key(key_in(&base, KeyKind::Sessions))
                 .key(key_in(&base, KeyKind::Session(&new.session_id)))
                 .key(key_in(&base, KeyKind::Ended(&new.session_id)))
-                .key(key_in(&base, KeyKind::Live(&new.session_id)))
-                .key(key_in(&base, KeyKind::NotBefore))
+                .key(key_in(&base, KeyKind::Fresh(&new.session_id)))
                 .arg(&base)
                 .arg(encode_key_part(&new.session_id))
                 .arg(&new.device)
@@ -1246,12 +1260,11 @@ impl RevocationStore for RedisStore {
             let subject = &rotation.subject;
             let sid = &rotation.session_id;
             let base = self.base(subject);
-            let mut inv = ROTATE_SCRIPT.prepare_invoke(5);
+            let mut inv = ROTATE_SCRIPT.prepare_invoke(4);
             inv.key(key_in(&base, KeyKind::Sessions))
                 .key(key_in(&base, KeyKind::Session(sid)))
                 .key(key_in(&base, KeyKind::Ended(sid)))
-                .key(key_in(&base, KeyKind::Live(sid)))
-                .key(key_in(&base, KeyKind::NotBefore))
+                .key(key_in(&base, KeyKind::Fresh(sid)))
                 .arg(&base)
                 .arg(encode_key_part(sid))
                 .arg(rotation.generation)
@@ -1329,7 +1342,7 @@ mod tests {
             3 => KeyKind::Sessions,
             4 => KeyKind::Session(id),
             5 => KeyKind::Ended(id),
-            _ => KeyKind::Live(id),
+            _ => KeyKind::Fresh(id),
         };
         subject_key("jwt", subject, kind)
     }
@@ -1348,7 +1361,7 @@ mod tests {
     fn part() -> impl Strategy<Value = String> {
         prop_oneof![
             "[a:{}%~ é\\n.-]{0,4}",
-            "[a-z0-9:{}%]{0,3}(deny|nbf|ban|sessions|session|ended|live)?[:{}%a]{0,3}",
+            "[a-z0-9:{}%]{0,3}(deny|nbf|ban|sessions|session|ended|fresh)?[:{}%a]{0,3}",
             any::<String>(),
         ]
     }

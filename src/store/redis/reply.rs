@@ -73,93 +73,35 @@ pub(super) fn parse_check(reply: Value) -> Result<(Verdict, Option<u64>), StoreE
     Ok((verdict, session_ttl))
 }
 
-/// The check's `MGET`: ban, deny, nbf (a token without a session), or
-/// deny, live (a session's token). The verdict and the session's remaining
-/// time, like [`parse_check`], or `None` when only the [`CHECK`] script can
-/// tell: a session whose touch is due, a session's token that looks revoked
-/// (the script knows the exact reason), a value this code did not write.
-///
-/// `live` is `<last>:<deadline>[:<nbf>]`, times in Redis's milliseconds,
-/// `nbf` in unix seconds; `now_ms` is this process's clock, used only to
-/// decide that a touch is due (Redis's own expiry of `live` is what ends a
-/// session).
+/// The check's `MGET` of ban, deny and nbf, for a token without a session:
+/// the verdict, like [`parse_check`]; `None` (the [`CHECK`] script decides)
+/// for an nbf this code did not write.
 pub(super) fn parse_mget_check(
     reply: Value,
     issued_at: Option<u64>,
-    touch_ms: u64,
-    now_ms: u64,
 ) -> Result<Option<(Verdict, Option<u64>)>, StoreError> {
-    let Value::Array(items) = reply else {
-        return Err(protocol("check", &reply));
+    let items = match reply {
+        Value::Array(items) if items.len() == 3 => items,
+        other => return Err(protocol("check", &other)),
     };
     let present = |i: usize| items.get(i).filter(|v| !matches!(v, Value::Nil));
-    // iat at or below nbf is revoked; so is a token without iat.
-    let revoked_by = |nbf: i64| issued_at.is_none_or(|iat| i128::from(iat) <= i128::from(nbf));
-    match items.len() {
-        3 => {
-            if let Some(ban) = present(0) {
-                let until = value_int(ban).and_then(|n| u64::try_from(n).ok());
-                let reason = RevocationReason::Banned { until };
-                return Ok(Some((Verdict::Revoked(reason), None)));
-            }
-            if present(1).is_some() {
-                let reason = RevocationReason::TokenRevoked;
-                return Ok(Some((Verdict::Revoked(reason), None)));
-            }
-            match present(2).map(value_int) {
-                None => Ok(Some((Verdict::Valid, None))),
-                Some(None) => Ok(None),
-                Some(Some(nbf)) if revoked_by(nbf) => {
-                    let reason = RevocationReason::LoggedOutEverywhere;
-                    Ok(Some((Verdict::Revoked(reason), None)))
-                }
-                Some(Some(_)) => Ok(Some((Verdict::Valid, None))),
-            }
-        }
-        2 => {
-            if present(0).is_some() {
-                return Ok(None);
-            }
-            let live = match present(1) {
-                Some(Value::BulkString(b)) => parse_live(b),
-                _ => None,
-            };
-            Ok(live.and_then(|(last, deadline, nbf)| {
-                let touch_due = now_ms.saturating_sub(last) >= touch_ms;
-                let stands = !touch_due && deadline > now_ms && !nbf.is_some_and(revoked_by);
-                stands.then(|| (Verdict::Valid, Some(deadline - now_ms)))
-            }))
-        }
-        _ => Err(protocol("check", &Value::Array(items))),
+    let revoked = |reason| Ok(Some((Verdict::Revoked(reason), None)));
+    if let Some(ban) = present(0) {
+        let until = value_int(ban).and_then(|n| u64::try_from(n).ok());
+        return revoked(RevocationReason::Banned { until });
     }
-}
-
-/// `<last>:<deadline>[:<nbf>]`, plain decimal numbers (what the scripts
-/// write); anything else is `None`. Parsed by hand: this runs on every
-/// request, and `str::parse` costs several times as much.
-fn parse_live(text: &[u8]) -> Option<(u64, u64, Option<i64>)> {
-    let mut numbers = [0u64; 3];
-    let mut count = 0;
-    for part in text.split(|&b| b == b':') {
-        let slot = numbers.get_mut(count)?;
-        if part.is_empty() || part.len() > 19 {
-            return None;
-        }
-        for &b in part {
-            let digit = b.wrapping_sub(b'0');
-            if digit > 9 {
-                return None;
-            }
-            *slot = *slot * 10 + u64::from(digit);
-        }
-        count += 1;
+    if present(1).is_some() {
+        return revoked(RevocationReason::TokenRevoked);
     }
-    let nbf = match count {
-        2 => None,
-        3 => Some(i64::try_from(numbers[2]).ok()?),
-        _ => return None,
-    };
-    Some((numbers[0], numbers[1], nbf))
+    match present(2).map(value_int) {
+        None => Ok(Some((Verdict::Valid, None))),
+        Some(None) => Ok(None),
+        // iat at or below nbf is revoked; so is a token without iat.
+        Some(Some(nbf)) if issued_at.is_none_or(|iat| i128::from(iat) <= i128::from(nbf)) => {
+            revoked(RevocationReason::LoggedOutEverywhere)
+        }
+        Some(Some(_)) => Ok(Some((Verdict::Valid, None))),
+    }
 }
 
 pub(super) fn parse_count(what: &str, reply: Value) -> Result<i64, StoreError> {
@@ -249,21 +191,14 @@ pub(super) fn parse_rotate(reply: Value) -> Result<RotateOutcome, StoreError> {
 mod tests {
     use super::*;
 
-    fn bulk(text: &str) -> Value {
-        Value::BulkString(text.as_bytes().to_vec())
-    }
-
-    /// `MGET` reply (ban, deny, nbf or deny, live); `None` is a missing key.
+    /// `MGET` reply of ban, deny, nbf; `None` is a missing key.
     fn mget(values: &[Option<&str>]) -> Value {
+        let bulk = |text: &str| Value::BulkString(text.as_bytes().to_vec());
         Value::Array(values.iter().map(|v| v.map_or(Value::Nil, bulk)).collect())
     }
 
-    fn decide(
-        values: &[Option<&str>],
-        iat: Option<u64>,
-        now: u64,
-    ) -> Option<(Verdict, Option<u64>)> {
-        parse_mget_check(mget(values), iat, 200, now).expect("a well-formed reply")
+    fn decide(values: &[Option<&str>], iat: Option<u64>) -> Option<(Verdict, Option<u64>)> {
+        parse_mget_check(mget(values), iat).expect("a well-formed reply")
     }
 
     fn revoked(reason: RevocationReason) -> Option<(Verdict, Option<u64>)> {
@@ -271,84 +206,33 @@ mod tests {
     }
 
     #[test]
-    fn ban_deny_and_nbf_decide_a_token_without_a_session_in_the_scripts_order() {
+    fn ban_deny_and_nbf_decide_in_the_scripts_order() {
         use RevocationReason::*;
         let all = [Some("-1"), Some("1"), Some("100")];
-        assert_eq!(decide(&all, Some(50), 0), revoked(Banned { until: None }));
+        assert_eq!(decide(&all, Some(50)), revoked(Banned { until: None }));
         let timed = [Some("1700000000"), None, None];
         let until = Some(1_700_000_000);
-        assert_eq!(decide(&timed, None, 0), revoked(Banned { until }));
+        assert_eq!(decide(&timed, None), revoked(Banned { until }));
         // Like the script's `tonumber(v) or -1`: a ban that is not a number
         // is a ban without an end.
         assert_eq!(
-            decide(&[Some("x"), None, None], None, 0),
+            decide(&[Some("x"), None, None], None),
             revoked(Banned { until: None })
         );
         assert_eq!(
-            decide(&[None, Some("1"), Some("100")], Some(50), 0),
+            decide(&[None, Some("1"), Some("100")], Some(50)),
             revoked(TokenRevoked)
         );
         let nbf = [None, None, Some("100")];
-        assert_eq!(decide(&nbf, Some(100), 0), revoked(LoggedOutEverywhere));
-        assert_eq!(decide(&nbf, None, 0), revoked(LoggedOutEverywhere));
-        assert_eq!(decide(&nbf, Some(101), 0), Some((Verdict::Valid, None)));
+        assert_eq!(decide(&nbf, Some(100)), revoked(LoggedOutEverywhere));
+        assert_eq!(decide(&nbf, None), revoked(LoggedOutEverywhere));
+        assert_eq!(decide(&nbf, Some(101)), Some((Verdict::Valid, None)));
         assert_eq!(
-            decide(&[None, None, None], None, 0),
+            decide(&[None, None, None], None),
             Some((Verdict::Valid, None))
         );
         // A value this code did not write goes to the script.
-        assert_eq!(decide(&[None, None, Some("soon")], Some(1), 0), None);
-    }
-
-    #[test]
-    fn a_live_session_stands_until_its_touch_is_due_or_its_deadline_passes() {
-        let live = [None, Some("1000:5000")];
-        assert_eq!(
-            decide(&live, Some(1), 1100),
-            Some((Verdict::Valid, Some(3900)))
-        );
-        assert_eq!(
-            decide(&live, Some(1), 1199),
-            Some((Verdict::Valid, Some(3801)))
-        );
-        // touch interval 200 ms: due at 1200
-        assert_eq!(decide(&live, Some(1), 1200), None);
-        // A clock behind Redis's never skips a touch it cannot judge.
-        assert_eq!(
-            decide(&live, Some(1), 900),
-            Some((Verdict::Valid, Some(4100)))
-        );
-        let capped = [None, Some("1000:1150")];
-        assert_eq!(decide(&capped, Some(1), 1150), None, "deadline reached");
-        for garbage in [
-            "1:99999999999999999999",
-            ":1",
-            "",
-            "1000",
-            "a:b",
-            "1000:",
-            "-1:5000",
-            "1000:5000:x",
-            "1:2:3:4",
-        ] {
-            let values = [None, Some(garbage)];
-            assert_eq!(decide(&values, Some(1), 1100), None, "{garbage:?}");
-        }
-    }
-
-    #[test]
-    fn a_sessions_token_that_looks_revoked_is_left_to_the_script() {
-        // The script knows the exact reason (ban before deny before nbf).
-        assert_eq!(decide(&[Some("1"), Some("1000:5000")], Some(1), 1100), None);
-        assert_eq!(decide(&[None, None], Some(1), 1100), None, "session gone");
-        // `live` carries the nbf it was written under: iat at or below it.
-        let nbf = [None, Some("1000:5000:100")];
-        assert_eq!(decide(&nbf, Some(100), 1100), None);
-        assert_eq!(decide(&nbf, None, 1100), None);
-        assert_eq!(
-            decide(&nbf, Some(101), 1100),
-            Some((Verdict::Valid, Some(3900)))
-        );
+        assert_eq!(decide(&[None, None, Some("soon")], Some(1)), None);
     }
 
     #[test]
@@ -356,13 +240,12 @@ mod tests {
         for reply in [
             Value::Nil,
             Value::Int(0),
-            mget(&[None]),
+            mget(&[None, None]),
             mget(&[None, None, None, None]),
-            mget(&[None; 5]),
         ] {
             assert!(
                 matches!(
-                    parse_mget_check(reply.clone(), None, 1, 0),
+                    parse_mget_check(reply.clone(), None),
                     Err(StoreError::Protocol(_))
                 ),
                 "{reply:?}"

@@ -12,12 +12,10 @@ use super::*;
 /// ms), `idle` (ms), `gen`, `rt`. The subject's `sessions` ZSET maps the
 /// encoded session id to its absolute end (ms), so a session whose hash has
 /// expired can still tell `idle_timeout` from `session_expired`. Beside the
-/// hash, `live:<sid>` holds `<last>:<deadline>` (ms), followed by
-/// `:<nbf>` when the subject's `nbf` was set when it was written, with the
-/// same expiry as the hash: what the per-request `MGET` reads (see
-/// [`CHECK`]). Every script that writes `last` or the hash's expiry rewrites
-/// it; every script that ends a session deletes it with the hash (`nbf` and
-/// bans end every session, so a live session has seen the current `nbf`).
+/// hash, `fresh:<sid>` exists while the session is live and its touch is not
+/// yet due: what the per-request `EXISTS` reads (see [`CHECK`], which alone
+/// sets it). Every script that ends a session, or changes its deadline,
+/// deletes it.
 pub(super) const PRELUDE: &str = r#"
 local function num(n) return string.format('%.0f', n) end
 local function now_ms()
@@ -47,7 +45,7 @@ local function end_one(base, zkey, member, why, markers, now)
       reason = why
       live = true
     end
-    redis.call('DEL', skey, base .. 'live:' .. member)
+    redis.call('DEL', skey, base .. 'fresh:' .. member)
   else
     reason = gone_reason(zkey, member, now)
     if not reason then return false, false end
@@ -73,7 +71,7 @@ local function publish(channel, kind, subject)
 end
 "#;
 
-/// KEYS: ban, deny, nbf, [sessions, session, ended, live]; ARGV: iat ('' if
+/// KEYS: ban, deny, nbf, [sessions, session, ended, fresh]; ARGV: iat ('' if
 /// none), touch interval ms, encoded session id, marker ttl ms (a lapsed
 /// session leaves a marker, like an ended one).
 ///
@@ -82,16 +80,21 @@ end
 /// everywhere, `{4, "<SessionEnd code>"}` session ended.
 ///
 /// The authoritative check, and the one that slides a session. A request
-/// first reads its keys with one plain `MGET` (see `RedisStore::check_now`):
-/// ban, deny and nbf for a token without a session, which decides; deny and
-/// `live:<sid>` for a session's token, which decides only that a live
-/// session's token stands. This script runs when the `MGET` cannot decide:
-/// the session's touch is due, or the token looks revoked (it then tells
-/// the exact reason, in the order ban, deny, nbf, session). It stands alone (no [`PRELUDE`]: defining its functions
-/// costs Redis more than the check itself); its session rules are the
-/// prelude's `lapsed` and `gone_reason`, spelled out. It always rewrites
-/// `live` of a live session, so a session made before `live` existed gets
-/// one on its first check.
+/// first asks Redis one plain command (see `RedisStore::check_now`): for a
+/// token without a session, `MGET` of ban, deny and nbf, which decides; for
+/// a session's token, `EXISTS fresh deny deny`, which decides only that the
+/// token stands (the answer is 1). This script runs when that cannot
+/// decide: the session's touch is due (`fresh` has expired), or the token
+/// looks revoked (the script then tells the exact reason, in the order ban,
+/// deny, nbf, session).
+///
+/// It sets `fresh` of a live session until its next touch is due, unless an
+/// `nbf` at or after the session's creation second is in force (tokens of
+/// that session may then be revoked by it, which only this script checks).
+/// A ban or a log-out-everywhere ends every session, so `fresh` needs no
+/// other check of them. It stands alone (no [`PRELUDE`]: defining its
+/// functions costs Redis more than the check itself); its session rules are
+/// the prelude's `lapsed` and `gone_reason`, spelled out.
 pub(super) const CHECK: &str = r#"
 local v = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3])
 if v[1] then return {1, tonumber(v[1]) or -1} end
@@ -100,7 +103,7 @@ if v[3] and (ARGV[1] == '' or tonumber(ARGV[1]) <= tonumber(v[3])) then return {
 if #KEYS < 7 then return {0} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local h = redis.call('HMGET', KEYS[5], 'last', 'abs', 'idle')
+local h = redis.call('HMGET', KEYS[5], 'last', 'abs', 'idle', 'created')
 local why
 if h[1] then
   local last, abs, idle = tonumber(h[1]), tonumber(h[2]), tonumber(h[3])
@@ -109,16 +112,18 @@ if h[1] then
   elseif now >= last + idle then
     why = 'idle_timeout'
   else
-    if now - last >= tonumber(ARGV[2]) then
+    local touch = tonumber(ARGV[2])
+    if now - last >= touch then
       last = now
       redis.call('HSET', KEYS[5], 'last', string.format('%.0f', now))
       local ttl = math.max(1, math.min(idle, abs - now))
       redis.call('PEXPIRE', KEYS[5], string.format('%.0f', ttl))
     end
     local deadline = math.min(last + idle, abs)
-    local live = string.format('%.0f:%.0f', last, deadline)
-    if v[3] then live = live .. ':' .. v[3] end
-    redis.call('SET', KEYS[7], live, 'PX', string.format('%.0f', math.max(1, deadline - now)))
+    local fresh = math.min(last + touch, deadline) - now
+    if fresh > 0 and (not v[3] or tonumber(v[3]) < math.floor((tonumber(h[4]) or 0) / 1000)) then
+      redis.call('SET', KEYS[7], '1', 'PX', string.format('%.0f', fresh))
+    end
     return {0, deadline - now}
   end
   redis.call('DEL', KEYS[5], KEYS[7])
@@ -191,8 +196,8 @@ if n > 0 then publish(ARGV[1], 'unban', ARGV[2]) end
 return n
 "#;
 
-/// KEYS: ban, sessions, new session, new session's ended marker, new
-/// session's live key, nbf; ARGV: base,
+/// KEYS: ban, sessions, new session, new session's ended marker and fresh
+/// key; ARGV: base,
 /// member, device, refresh hash, max sessions, 'evict' | 'reject', replace
 /// same device '1' | '0', idle ms, lifetime ms, markers ms, channel, subject.
 ///
@@ -253,12 +258,8 @@ local created = math.max(now, newest + 1)
 redis.call('HSET', KEYS[3], 'device', ARGV[3], 'created', num(created), 'last', num(now),
   'abs', num(abs), 'idle', num(idle), 'gen', '0', 'rt', ARGV[4])
 redis.call('PEXPIRE', KEYS[3], num(math.max(1, math.min(idle, lifetime))))
-local live = num(now) .. ':' .. num(math.min(now + idle, abs))
-local nbf = redis.call('GET', KEYS[6])
-if nbf then live = live .. ':' .. nbf end
-redis.call('SET', KEYS[5], live, 'PX', num(math.max(1, math.min(idle, lifetime))))
 redis.call('ZADD', zkey, num(abs), ARGV[2])
-redis.call('DEL', KEYS[4])
+redis.call('DEL', KEYS[4], KEYS[5])
 local keep_index = lifetime + markers
 local zttl = redis.call('PTTL', zkey)
 if zttl >= 0 and zttl < keep_index then redis.call('PEXPIRE', zkey, num(keep_index)) end
@@ -304,7 +305,7 @@ end
 return out
 "#;
 
-/// KEYS: sessions, session, ended, live, nbf; ARGV: base, member, generation, presented
+/// KEYS: sessions, session, ended, fresh; ARGV: base, member, generation, presented
 /// hash, new hash, idle ms, markers ms, channel, subject.
 ///
 /// Reply: `{1, generation}` rotated, `{2, "<SessionEnd code>"}` session gone,
@@ -340,10 +341,8 @@ if presented == gen and ARGV[4] == h[5] then
   local abs = tonumber(h[2])
   local ttl = num(math.max(1, math.min(idle, abs - now)))
   redis.call('PEXPIRE', KEYS[2], ttl)
-  local live = num(now) .. ':' .. num(math.min(now + idle, abs))
-  local nbf = redis.call('GET', KEYS[5])
-  if nbf then live = live .. ':' .. nbf end
-  redis.call('SET', KEYS[4], live, 'PX', ttl)
+  -- The idle timeout may have changed: the next check sets `fresh` anew.
+  redis.call('DEL', KEYS[4])
   return {1, gen + 1}
 end
 return {4}
