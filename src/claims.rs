@@ -39,6 +39,8 @@ pub struct Authenticated<C> {
     pub claims: C,
     /// The registered claims (sub, jti, sid, iat, exp, nbf, iss, aud).
     pub registered: RegisteredClaims,
+    /// The hex SHA-256 of the token when it has no `jti` (and a store needs
+    /// an id); empty otherwise.
     pub(crate) token_id: String,
 }
 
@@ -54,7 +56,7 @@ impl<C: fmt::Debug> fmt::Debug for Authenticated<C> {
 impl<C> Authenticated<C> {
     /// The id revocation uses: `jti`, or the hex SHA-256 of the token.
     pub fn token_id(&self) -> &str {
-        &self.token_id
+        self.registered.jti.as_deref().unwrap_or(&self.token_id)
     }
 
     /// The subject (`sub`), empty when the token has none.

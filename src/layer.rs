@@ -772,7 +772,7 @@ where
             return pass(req, auth);
         };
         // Near-cache hit.
-        if store.check_cached(auth.subject(), &auth.token_id) {
+        if store.check_cached(auth.subject(), auth.token_id()) {
             return pass(req, auth);
         }
 
@@ -798,7 +798,7 @@ where
 
         let check = store.check(CheckRequest {
             subject: auth.subject().to_owned(),
-            token_id: auth.token_id.clone(),
+            token_id: auth.token_id().to_owned(),
             issued_at: auth.registered.iat,
             session_id: auth.registered.sid.clone(),
             touch_interval: inner.sessions.touch_interval(),

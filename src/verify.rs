@@ -313,10 +313,11 @@ pub(crate) fn verify<C: DeserializeOwned>(
         AuthError::new(ErrorKind::InvalidClaims, "token claims invalid")
     })?;
     let registered = registered.into_owned();
+    // With a `jti`, the token id is the jti itself (not copied: see
+    // `Authenticated::token_id`).
     let token_id = match &registered.jti {
-        Some(jti) => jti.clone(),
         None if need_token_id => sha256_hex(token.as_bytes()),
-        None => String::new(),
+        _ => String::new(),
     };
     Ok(Authenticated {
         claims,
@@ -388,6 +389,28 @@ fn check_claims(reg: &RawRegistered<'_>, rules: &Rules, now: u64) -> Result<(), 
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_token_id_is_the_jti_or_else_the_tokens_sha256() {
+        let secret = b"token-id-test-secret-0123456789-abcdef";
+        let keys = Keys::hs256(secret).unwrap();
+        crate::keys::ensure_crypto_provider();
+        let sign = |claims: serde_json::Value| {
+            let key = jsonwebtoken::EncodingKey::from_secret(secret).unwrap();
+            jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
+        };
+        let exp = now_secs() + 600;
+        let with_jti = sign(serde_json::json!({ "sub": "a", "exp": exp, "jti": "j-1" }));
+        let rules = Rules::default();
+        let auth = verify::<serde_json::Value>(&with_jti, &keys, &rules, true).unwrap();
+        assert_eq!(auth.token_id(), "j-1");
+        let without = sign(serde_json::json!({ "sub": "a", "exp": exp }));
+        let auth = verify::<serde_json::Value>(&without, &keys, &rules, true).unwrap();
+        assert_eq!(auth.token_id(), sha256_hex(without.as_bytes()));
+        assert_eq!(auth.token_id().len(), 64);
+        let auth = verify::<serde_json::Value>(&without, &keys, &rules, false).unwrap();
+        assert_eq!(auth.token_id(), "", "no store: no id computed");
+    }
 
     #[test]
     fn precheck_wants_three_base64url_parts() {
