@@ -8,7 +8,8 @@
 //!   written by `JwtAuth::revoke`, and the `used_memory` growth for
 //!   `REDIS_TOKENS` revocations (default 10 000) divided by their number; the
 //!   same for sessions (`MEMORY USAGE` of a session hash and of the subject's
-//!   session index, `used_memory` growth per login).
+//!   session index, `used_memory` growth per login), and of the `fresh` key
+//!   a session in use has between two touches.
 //!   Use an empty database: the keys are left behind (deny entries expire
 //!   with the tokens, sessions after their idle timeout).
 //!
@@ -146,7 +147,23 @@ async fn redis_store(url: &str, n: usize) -> Result<(), Box<dyn std::error::Erro
     );
 
     let login = sessions.login("alice", "web", &claims).await?;
+    // One request through the layer: the check sets the session's `fresh` key.
+    let service = tower::Layer::layer(
+        &auth,
+        tower::service_fn(|_: http::Request<String>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+        }),
+    );
+    let request = http::Request::builder()
+        .header("authorization", format!("Bearer {}", login.access_token))
+        .body(String::new())?;
+    let response = tower::ServiceExt::oneshot(service, request).await?;
+    assert_eq!(response.status(), http::StatusCode::OK);
     for (what, key) in [
+        (
+            "a session's fresh key, while it is in use",
+            format!("jwt:{{alice}}:fresh:{}", login.session_id),
+        ),
         (
             "session hash",
             format!("jwt:{{alice}}:session:{}", login.session_id),

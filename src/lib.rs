@@ -3,8 +3,9 @@
 //! [`JwtAuth`] extracts the bearer token, verifies it with `jsonwebtoken`
 //! (per-key algorithm allowlist, `exp`/`nbf`/`iss`/`aud`, optional `typ`),
 //! asks a [`RevocationStore`] whether the token, its session or its subject
-//! has been revoked (one round trip at most), and puts [`Authenticated<C>`]
-//! into the request's extensions, where the [`Claims<C>`] extractor takes it.
+//! has been revoked (with Redis, one plain command for a token that stands),
+//! and puts [`Authenticated<C>`] into the request's extensions, where the
+//! [`Claims<C>`] extractor takes it.
 //!
 //! Without a store it is a plain stateless JWT layer; with [`MemoryStore`]
 //! (one process) or `RedisStore` (many) it adds logout, log out everywhere,

@@ -6,8 +6,8 @@
 //! [`Sessions`](crate::Sessions) write through. Two backends ship with the crate:
 //!
 //! - [`MemoryStore`]: one process, no setup; entries expire by themselves;
-//! - `RedisStore` (feature `redis`): many processes sharing one Redis, every
-//!   check one round trip.
+//! - `RedisStore` (feature `redis`): many processes sharing one Redis, one
+//!   plain command for a token that stands.
 //!
 //! Every backend must pass the same conformance suite (`tests/conformance.rs`):
 //! the semantics documented on each trait method are the contract.
@@ -48,7 +48,8 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 /// store's own clock (Redis's `TIME` for Redis), so that clock skew between
 /// application servers does not matter; `iat` comparisons use unix seconds.
 pub trait RevocationStore: fmt::Debug + Send + Sync + 'static {
-    /// The verdict for one verified token: all checks in one round trip.
+    /// The verdict for one verified token: all checks, in as few round trips
+    /// as the backend can (`RedisStore`: one for a token that stands).
     ///
     /// In this order, the first that holds wins:
     /// 1. the subject is banned → [`Verdict::Revoked`] with [`RevocationReason::Banned`];
