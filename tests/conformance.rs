@@ -14,7 +14,7 @@ use serde_json::json;
 use tower::ServiceExt;
 use tower_jwt_auth::store::CheckRequest;
 use tower_jwt_auth::{
-    AuthError, Authenticated, JwtAuth, Keys, LimitPolicy, RevocationStore, SessionError,
+    AuthError, Authenticated, JwtAuth, Keys, LimitPolicy, RevocationStore, SessionError, Sessions,
 };
 
 const SECRET: &[u8] = b"conformance-secret-0123456789-abcdef";
@@ -73,6 +73,16 @@ async fn assert_revoked(auth: &JwtAuth<C>, token: &str, reason: &str) {
 
 fn claims() -> serde_json::Value {
     json!({ "roles": ["user"] })
+}
+
+/// The ids of `subject`'s live sessions, in the order `list` gives them.
+async fn live_session_ids(s: &Sessions<C>, subject: &str) -> Vec<String> {
+    s.list(subject)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.session_id)
+        .collect()
 }
 
 fn check_request(subject: &str, id: &str) -> CheckRequest {
@@ -292,13 +302,7 @@ async fn device_limit_evicts_the_oldest_session(store: Arc<dyn RevocationStore>)
     assert_revoked(&auth, &a.access_token, "replaced").await;
     assert_ok(&auth, &b.access_token).await;
     assert_ok(&auth, &c.access_token).await;
-    let live: Vec<String> = s
-        .list("alice")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|i| i.session_id)
-        .collect();
+    let live = live_session_ids(&s, "alice").await;
     assert_eq!(live, vec![b.session_id, c.session_id]);
     assert!(matches!(
         s.refresh(&a.refresh_token).await,
@@ -321,13 +325,7 @@ async fn logins_in_one_millisecond_still_evict_in_login_order(store: Arc<dyn Rev
         assert_eq!(login.replaced, expected, "login on device {device}");
         ids.push(login.session_id);
     }
-    let live: Vec<String> = s
-        .list("alice")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|i| i.session_id)
-        .collect();
+    let live = live_session_ids(&s, "alice").await;
     assert_eq!(live, ids[ids.len() - 2..]);
 }
 
