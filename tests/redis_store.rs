@@ -922,6 +922,13 @@ async fn client_commands_during<F: std::future::Future<Output = ()>>(
     sent.into_iter().take_while(|c| c != "info").collect()
 }
 
+/// Whether the session's `fresh` key exists (a check of its token then
+/// needs no script).
+fn has_fresh(server: &RedisServer, subject: &str, sid: &str) -> bool {
+    let exists: i64 = server.cmd(&["EXISTS", &format!("jwt:{{{subject}}}:fresh:{sid}")]);
+    exists == 1
+}
+
 /// Loads the check script (the first `EVALSHA` meets `NOSCRIPT`), with a
 /// check of a session of its own whose touch is due.
 async fn warm_up_check_script(store: &RedisStore) {
@@ -999,16 +1006,14 @@ async fn a_revoked_token_costs_one_command_or_with_a_session_one_more_script_for
             .await
             .unwrap();
         assert_eq!(store.check(check(sid)).await.unwrap(), Verdict::Valid);
-        let fresh: i64 = server.cmd(&["EXISTS", &format!("jwt:{{alice}}:fresh:{sid}")]);
-        assert_eq!(fresh, 1);
+        assert!(has_fresh(&server, "alice", sid));
     }
     // Ending a session deletes its `fresh` key at once.
     store
         .end_session("alice", "s1", SessionEnd::Kicked, MARKERS)
         .await
         .unwrap();
-    let fresh: i64 = server.cmd(&["EXISTS", "jwt:{alice}:fresh:s1"]);
-    assert_eq!(fresh, 0);
+    assert!(!has_fresh(&server, "alice", "s1"));
     store
         .deny_token("alice", "tok-s2", Duration::from_secs(60))
         .await
@@ -1081,8 +1086,7 @@ async fn a_session_under_a_log_out_everywhere_never_gets_a_fresh_key() {
     })
     .await;
     assert_eq!(sent, ["exists", "evalsha"].repeat(3));
-    let fresh: i64 = server.cmd(&["EXISTS", "jwt:{alice}:fresh:s2"]);
-    assert_eq!(fresh, 0);
+    assert!(!has_fresh(&server, "alice", "s2"));
 
     // An nbf before the session's creation second cannot touch its tokens.
     let past = now_secs() - 10;
@@ -1119,8 +1123,7 @@ async fn a_refresh_drops_the_fresh_key_so_the_next_check_reads_the_new_deadline(
         ..sreq("alice", "s1")
     };
     assert_eq!(store.check(check).await.unwrap(), Verdict::Valid);
-    let fresh: i64 = server.cmd(&["EXISTS", "jwt:{alice}:fresh:s1"]);
-    assert_eq!(fresh, 1);
+    assert!(has_fresh(&server, "alice", "s1"));
     let rotated = store
         .rotate_refresh(Rotation {
             subject: "alice".into(),
@@ -1137,8 +1140,7 @@ async fn a_refresh_drops_the_fresh_key_so_the_next_check_reads_the_new_deadline(
         matches!(rotated, RotateOutcome::Rotated { .. }),
         "{rotated:?}"
     );
-    let fresh: i64 = server.cmd(&["EXISTS", "jwt:{alice}:fresh:s1"]);
-    assert_eq!(fresh, 0);
+    assert!(!has_fresh(&server, "alice", "s1"));
 }
 
 #[tokio::test]
