@@ -110,19 +110,17 @@ pub fn parse_authorization(value: &[u8], max_len: usize) -> Result<Option<&str>,
     if token.is_empty() {
         return Err(invalid("empty bearer token"));
     }
-    // One pass for the common case; the slower questions only for the
-    // error (whitespace first, then size, then any other character).
-    if !is_b64token(token) {
-        if token.contains(&b' ') || token.contains(&b'\t') {
-            return Err(invalid("bearer token contains whitespace"));
-        }
-        if token.len() > max_len {
-            return Err(too_large());
-        }
-        return Err(invalid("bearer token contains invalid characters"));
+    // One scan of the token; the whitespace scan only when it fails (the
+    // errors keep their order: whitespace, size, any other character).
+    let syntax_ok = is_b64token(token);
+    if !syntax_ok && (token.contains(&b' ') || token.contains(&b'\t')) {
+        return Err(invalid("bearer token contains whitespace"));
     }
     if token.len() > max_len {
         return Err(too_large());
+    }
+    if !syntax_ok {
+        return Err(invalid("bearer token contains invalid characters"));
     }
     // b64token is ASCII, so this cannot fail.
     std::str::from_utf8(token)
