@@ -383,14 +383,7 @@ impl HotSlot {
         if hot.broken.load(Ordering::Relaxed) || hot.opened < epoch.load(Ordering::Relaxed) {
             return None;
         }
-        Some(Lease {
-            conn: LeasedConn::Single(hot.conn.clone()),
-            health: Some(Health {
-                broken: Arc::clone(&hot.broken),
-                epoch: Arc::clone(epoch),
-                opened: hot.opened,
-            }),
-        })
+        Some(Lease::own(&hot.conn, &hot.broken, epoch, hot.opened))
     }
 
     /// Keep `conn` (just checked out of the pool, healthy) at hand.
@@ -427,6 +420,24 @@ pub(super) enum LeasedConn {
 }
 
 impl Lease {
+    /// A clone of `conn`, a connection of our own pool opened at epoch
+    /// `opened`, that reports its failures to `broken` and `epoch`.
+    pub(super) fn own(
+        conn: &MultiplexedConnection,
+        broken: &Arc<AtomicBool>,
+        epoch: &Arc<AtomicU64>,
+        opened: u64,
+    ) -> Self {
+        Self {
+            conn: LeasedConn::Single(conn.clone()),
+            health: Some(Health {
+                broken: Arc::clone(broken),
+                epoch: Arc::clone(epoch),
+                opened,
+            }),
+        }
+    }
+
     pub(super) async fn query(&mut self, cmd: &Cmd) -> Result<Value, RedisError> {
         match &mut self.conn {
             LeasedConn::Single(conn) => cmd.query_async(conn).await,

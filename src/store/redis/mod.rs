@@ -802,14 +802,12 @@ impl RedisStore {
                     if let Some(hot) = hot {
                         hot.keep(&pooled);
                     }
-                    return Ok(Lease {
-                        conn: LeasedConn::Single(pooled.conn.clone()),
-                        health: Some(Health {
-                            broken: Arc::clone(&pooled.broken),
-                            epoch: Arc::clone(epoch),
-                            opened: pooled.epoch,
-                        }),
-                    });
+                    return Ok(Lease::own(
+                        &pooled.conn,
+                        &pooled.broken,
+                        epoch,
+                        pooled.epoch,
+                    ));
                 }
                 Err(StoreError::unavailable(std::io::Error::new(
                     std::io::ErrorKind::NotConnected,
