@@ -892,11 +892,12 @@ impl RedisStore {
                     cmd.arg(key.as_bytes());
                 }
                 let reply = self.query(&cmd).await?;
-                match sid {
-                    Some(_) if reply == Value::Int(1) => Some((Verdict::Valid, None)),
-                    Some(_) => None,
+                // Neither answer carries the session's deadline.
+                let verdict = match sid {
+                    Some(_) => (reply == Value::Int(1)).then_some(Verdict::Valid),
                     None => parse_mget_check(reply, req.issued_at)?,
-                }
+                };
+                verdict.map(|verdict| (verdict, None))
             }
             None => None,
         };

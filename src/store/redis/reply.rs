@@ -74,18 +74,18 @@ pub(super) fn parse_check(reply: Value) -> Result<(Verdict, Option<u64>), StoreE
 }
 
 /// The check's `MGET` of ban, deny and nbf, for a token without a session:
-/// the verdict, like [`parse_check`]; `None` (the [`CHECK`] script decides)
-/// for an nbf this code did not write.
+/// the verdict; `None` (the [`CHECK`] script decides) for an nbf this code
+/// did not write.
 pub(super) fn parse_mget_check(
     reply: Value,
     issued_at: Option<u64>,
-) -> Result<Option<(Verdict, Option<u64>)>, StoreError> {
+) -> Result<Option<Verdict>, StoreError> {
     let items = match reply {
         Value::Array(items) if items.len() == 3 => items,
         other => return Err(protocol("check", &other)),
     };
     let present = |i: usize| items.get(i).filter(|v| !matches!(v, Value::Nil));
-    let revoked = |reason| Ok(Some((Verdict::Revoked(reason), None)));
+    let revoked = |reason| Ok(Some(Verdict::Revoked(reason)));
     if let Some(ban) = present(0) {
         let until = value_int(ban).and_then(|n| u64::try_from(n).ok());
         return revoked(RevocationReason::Banned { until });
@@ -94,13 +94,13 @@ pub(super) fn parse_mget_check(
         return revoked(RevocationReason::TokenRevoked);
     }
     match present(2).map(value_int) {
-        None => Ok(Some((Verdict::Valid, None))),
+        None => Ok(Some(Verdict::Valid)),
         Some(None) => Ok(None),
         // iat at or below nbf is revoked; so is a token without iat.
         Some(Some(nbf)) if issued_at.is_none_or(|iat| i128::from(iat) <= i128::from(nbf)) => {
             revoked(RevocationReason::LoggedOutEverywhere)
         }
-        Some(Some(_)) => Ok(Some((Verdict::Valid, None))),
+        Some(Some(_)) => Ok(Some(Verdict::Valid)),
     }
 }
 
@@ -197,12 +197,12 @@ mod tests {
         Value::Array(values.iter().map(|v| v.map_or(Value::Nil, bulk)).collect())
     }
 
-    fn decide(values: &[Option<&str>], iat: Option<u64>) -> Option<(Verdict, Option<u64>)> {
+    fn decide(values: &[Option<&str>], iat: Option<u64>) -> Option<Verdict> {
         parse_mget_check(mget(values), iat).expect("a well-formed reply")
     }
 
-    fn revoked(reason: RevocationReason) -> Option<(Verdict, Option<u64>)> {
-        Some((Verdict::Revoked(reason), None))
+    fn revoked(reason: RevocationReason) -> Option<Verdict> {
+        Some(Verdict::Revoked(reason))
     }
 
     #[test]
@@ -226,11 +226,8 @@ mod tests {
         let nbf = [None, None, Some("100")];
         assert_eq!(decide(&nbf, Some(100)), revoked(LoggedOutEverywhere));
         assert_eq!(decide(&nbf, None), revoked(LoggedOutEverywhere));
-        assert_eq!(decide(&nbf, Some(101)), Some((Verdict::Valid, None)));
-        assert_eq!(
-            decide(&[None, None, None], None),
-            Some((Verdict::Valid, None))
-        );
+        assert_eq!(decide(&nbf, Some(101)), Some(Verdict::Valid));
+        assert_eq!(decide(&[None, None, None], None), Some(Verdict::Valid));
         // A value this code did not write goes to the script.
         assert_eq!(decide(&[None, None, Some("soon")], Some(1)), None);
     }
