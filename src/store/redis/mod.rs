@@ -905,11 +905,7 @@ impl RedisStore {
             Some(decided) => decided,
             None => {
                 let mut inv = CHECK_SCRIPT.prepare_invoke(if sid.is_some() { 7 } else { 3 });
-                for kind in [
-                    KeyKind::Ban,
-                    KeyKind::Deny(&req.token_id),
-                    KeyKind::NotBefore,
-                ] {
+                for kind in [KeyKind::Ban, deny, KeyKind::NotBefore] {
                     inv.key(key_in(&key[..base], kind));
                 }
                 if let Some(sid) = sid {
