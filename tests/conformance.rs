@@ -75,6 +75,15 @@ fn claims() -> serde_json::Value {
     json!({ "roles": ["user"] })
 }
 
+/// Sleeps until 10 ms past the next whole unix second.
+async fn sleep_into_the_next_second() {
+    let into = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_millis();
+    tokio::time::sleep(Duration::from_millis(u64::from(1010 - into))).await;
+}
+
 /// The ids of `subject`'s live sessions, in the order `list` gives them.
 async fn live_session_ids(s: &Sessions<C>, subject: &str) -> Vec<String> {
     s.list(subject)
@@ -178,6 +187,9 @@ async fn logout_everywhere_revokes_tokens_issued_up_to_now(store: Arc<dyn Revoca
     let s = auth.sessions();
     let old = s.issue("alice", &claims()).unwrap().token;
     let other = s.issue("bob", &claims()).unwrap().token;
+    // The mark and the next token must fall in one second: start early in one
+    // (the mark is in unix seconds; a tick between them made this test flaky).
+    sleep_into_the_next_second().await;
     auth.revoke_subject("alice").await.unwrap();
     // Same second as the mark: revoked too (err towards revocation).
     let same_second = s.issue("alice", &claims()).unwrap().token;
