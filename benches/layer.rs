@@ -315,7 +315,7 @@ where
 }
 
 /// A session-bound token and its check request, as the quickstart's `/me` sees it.
-async fn session(auth: &JwtAuth<BenchClaims>) -> (String, CheckRequest) {
+async fn session(auth: &JwtAuth<BenchClaims>) -> (String, CheckRequest<'static>) {
     let login = auth
         .sessions()
         .login("alice", "bench", &json!({ "roles": ["user"] }))
@@ -323,13 +323,14 @@ async fn session(auth: &JwtAuth<BenchClaims>) -> (String, CheckRequest) {
         .unwrap();
     let verified = auth.verify(&login.access_token).unwrap();
     let request = CheckRequest {
-        subject: verified.subject().to_owned(),
-        token_id: verified.token_id().to_owned(),
+        subject: verified.subject().to_owned().into(),
+        token_id: verified.token_id().to_owned().into(),
         issued_at: verified.registered.iat,
-        session_id: verified.registered.sid.clone(),
+        session_id: verified.registered.sid.clone().map(Into::into),
         touch_interval: Duration::from_secs(30 * 60 / 4),
         idle_timeout: Duration::from_secs(30 * 60),
         marker_ttl: Duration::from_secs(60),
+        deadline: Duration::from_millis(100),
     };
     (login.access_token, request)
 }
@@ -393,8 +394,8 @@ fn store(c: &mut Criterion) {
             .unwrap();
         assert!(!found);
     };
-    let check = |store: Arc<dyn RevocationStore>, req: CheckRequest| async move {
-        let verdict = store.check(req).await.unwrap();
+    let check = |store: Arc<dyn RevocationStore>, req: CheckRequest<'static>| async move {
+        let verdict = store.check(&req).await.unwrap();
         assert_eq!(verdict, tower_jwt_auth::store::Verdict::Valid);
     };
     let through_layer = |svc: tower_jwt_auth::JwtAuthService<_, BenchClaims>, token: String| async move {

@@ -1,5 +1,6 @@
 //! The layer, its service and its response future.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -103,11 +104,11 @@ pub(crate) struct Breaker {
     threshold: u32,
     cooldown: Duration,
     failures: AtomicU32,
-    /// Every time here is in µs since `epoch`. While open, when the next
-    /// probe may go.
+    /// In µs since `epoch`: while open, when the next probe may go.
     open_until_us: AtomicU64,
-    /// When a failure was last counted.
-    last_counted_us: AtomicU64,
+    /// How many failures were ever counted: a check that sees it change
+    /// while in flight belongs to an outage counted already.
+    counted: AtomicU64,
     epoch: std::time::Instant,
 }
 
@@ -118,13 +119,18 @@ impl Breaker {
             cooldown,
             failures: AtomicU32::new(0),
             open_until_us: AtomicU64::new(0),
-            last_counted_us: AtomicU64::new(0),
+            counted: AtomicU64::new(0),
             epoch: std::time::Instant::now(),
         }
     }
 
-    /// A timestamp for [`failure`](Self::failure): when a check started.
-    pub(crate) fn now_us(&self) -> u64 {
+    /// What [`failure`](Self::failure) is given of a check: taken when it
+    /// starts (an atomic load, no clock read on the way of every request).
+    pub(crate) fn ticket(&self) -> u64 {
+        self.counted.load(Ordering::Acquire)
+    }
+
+    fn now_us(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 
@@ -159,18 +165,11 @@ impl Breaker {
         }
     }
 
-    fn failure(&self, started_us: u64) {
-        let last = self.last_counted_us.load(Ordering::Acquire);
-        if started_us < last
-            || self
-                .last_counted_us
-                .compare_exchange(
-                    last,
-                    self.now_us().max(1),
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                )
-                .is_err()
+    fn failure(&self, ticket: u64) {
+        if self
+            .counted
+            .compare_exchange(ticket, ticket + 1, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
         {
             // In flight when a failure was counted (or counted concurrently):
             // the same outage.
@@ -796,23 +795,33 @@ where
             };
         }
 
-        let check = store.check(CheckRequest {
-            subject: auth.subject().to_owned(),
-            token_id: auth.token_id().to_owned(),
+        // The store takes what it needs from the borrowed claims up front.
+        let check = store.check(&CheckRequest {
+            subject: Cow::Borrowed(auth.subject()),
+            token_id: Cow::Borrowed(auth.token_id()),
             issued_at: auth.registered.iat,
-            session_id: auth.registered.sid.clone(),
+            session_id: auth.registered.sid.as_deref().map(Cow::Borrowed),
             touch_interval: inner.sessions.touch_interval(),
             idle_timeout: inner.sessions.idle_timeout,
             marker_ttl: inner.marker_ttl(),
+            deadline: inner.deadline,
         });
+        let check = if store.bounds_check_time() {
+            Check::Bounded { check }
+        } else {
+            Check::Timed {
+                check: tokio::time::timeout(inner.deadline, check),
+                deadline: inner.deadline,
+            }
+        };
         req.extensions_mut().insert(auth);
         // The future owns the service that was made ready; we keep a fresh clone.
         let clone = self.inner.clone();
         let ready = std::mem::replace(&mut self.inner, clone);
         ResponseFuture {
             state: State::Checking {
-                check: tokio::time::timeout(inner.deadline, check),
-                started_us: inner.breaker.now_us(),
+                check,
+                ticket: inner.breaker.ticket(),
                 pending: Some((ready, req)),
                 config: self.auth.inner.clone(),
             },
@@ -832,6 +841,35 @@ pin_project! {
 }
 
 pin_project! {
+    /// A store check: under a timer of the layer's, unless the store keeps
+    /// to the deadline itself ([`RevocationStore::bounds_check_time`]).
+    #[project = CheckProj]
+    enum Check {
+        Bounded {
+            check: StoreFuture<'static, Verdict>,
+        },
+        Timed {
+            #[pin]
+            check: tokio::time::Timeout<StoreFuture<'static, Verdict>>,
+            deadline: Duration,
+        },
+    }
+}
+
+impl Future for Check {
+    type Output = Result<Verdict, StoreError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            CheckProj::Bounded { check } => check.as_mut().poll(cx),
+            CheckProj::Timed { check, deadline } => check
+                .poll(cx)
+                .map(|outcome| outcome.unwrap_or(Err(StoreError::Timeout(*deadline)))),
+        }
+    }
+}
+
+pin_project! {
     #[project = StateProj]
     enum State<S, B>
     where
@@ -839,10 +877,10 @@ pin_project! {
     {
         Checking {
             #[pin]
-            check: tokio::time::Timeout<StoreFuture<'static, Verdict>>,
+            check: Check,
             pending: Option<(S, Request<B>)>,
             config: Arc<Inner>,
-            started_us: u64,
+            ticket: u64,
         },
         Inner {
             #[pin]
@@ -911,27 +949,24 @@ where
                     check,
                     pending,
                     config,
-                    started_us,
+                    ticket,
                 } => {
                     let outcome = ready!(check.poll(cx));
                     let (mut service, req) = pending
                         .take()
                         .expect("ResponseFuture polled after completion");
                     let failure = match outcome {
-                        Ok(Ok(Verdict::Valid)) => {
+                        Ok(Verdict::Valid) => {
                             config.breaker.success();
                             None
                         }
-                        Ok(Ok(Verdict::Revoked(reason))) => {
+                        Ok(Verdict::Revoked(reason)) => {
                             config.breaker.success();
                             let err = AuthError::revoked(reason);
                             log_rejection(&err);
                             Some(config.render(&err))
                         }
-                        Ok(Err(err)) => store_failed(config, &err, *started_us),
-                        Err(_elapsed) => {
-                            store_failed(config, &StoreError::Timeout(config.deadline), *started_us)
-                        }
+                        Err(err) => store_failed(config, &err, *ticket),
                     };
                     match failure {
                         Some(response) => State::Rejected {
@@ -949,8 +984,8 @@ where
 }
 
 /// Count a store failure; the response when failing closed, `None` when open.
-fn store_failed(config: &Inner, err: &StoreError, started_us: u64) -> Option<Response<String>> {
-    config.breaker.failure(started_us);
+fn store_failed(config: &Inner, err: &StoreError, ticket: u64) -> Option<Response<String>> {
+    config.breaker.failure(ticket);
     config
         .counters
         .store_failures
@@ -995,17 +1030,16 @@ mod tests {
     fn breaker_opens_after_threshold_and_lets_one_probe_through() {
         let breaker = Breaker::new(2, Duration::from_millis(0));
         assert!(breaker.allow());
-        breaker.failure(breaker.now_us());
+        breaker.failure(breaker.ticket());
         assert!(breaker.allow());
-        std::thread::sleep(Duration::from_millis(1));
-        breaker.failure(breaker.now_us());
+        breaker.failure(breaker.ticket());
         // Cooldown 0: the next caller is the probe.
         assert!(breaker.allow());
         breaker.success();
         assert!(breaker.allow());
 
         let breaker = Breaker::new(1, Duration::from_secs(60));
-        breaker.failure(breaker.now_us());
+        breaker.failure(breaker.ticket());
         assert!(!breaker.allow());
         assert!(!breaker.allow());
     }
@@ -1014,16 +1048,14 @@ mod tests {
     fn requests_in_flight_together_count_as_one_failure() {
         let breaker = Breaker::new(3, Duration::from_secs(60));
         // 25 checks start, then a stall fails them all.
-        let started = breaker.now_us();
-        std::thread::sleep(Duration::from_millis(1));
+        let started = breaker.ticket();
         for _ in 0..25 {
             breaker.failure(started);
         }
         assert!(breaker.allow(), "one stall opened the breaker");
         // A dead store: every new request fails too, wave after wave.
         for _ in 0..3 {
-            std::thread::sleep(Duration::from_millis(1));
-            breaker.failure(breaker.now_us());
+            breaker.failure(breaker.ticket());
         }
         assert!(!breaker.allow(), "a dead store did not open the breaker");
     }

@@ -94,7 +94,7 @@ async fn live_session_ids(s: &Sessions<C>, subject: &str) -> Vec<String> {
         .collect()
 }
 
-fn check_request(subject: &str, id: &str) -> CheckRequest {
+fn check_request<'a>(subject: &'a str, id: &'a str) -> CheckRequest<'a> {
     CheckRequest {
         subject: subject.into(),
         token_id: id.into(),
@@ -108,6 +108,7 @@ fn check_request(subject: &str, id: &str) -> CheckRequest {
         touch_interval: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(10),
         marker_ttl: Duration::from_secs(60),
+        deadline: Duration::from_secs(2),
     }
 }
 
@@ -147,13 +148,13 @@ async fn deny_entries_expire_with_the_token(store: Arc<dyn RevocationStore>) {
         .await
         .unwrap();
     let verdict = store
-        .check(check_request("alice", "short-lived"))
+        .check(&check_request("alice", "short-lived"))
         .await
         .unwrap();
     assert_ne!(verdict, tower_jwt_auth::store::Verdict::Valid);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let verdict = store
-        .check(check_request("alice", "short-lived"))
+        .check(&check_request("alice", "short-lived"))
         .await
         .unwrap();
     assert_eq!(verdict, tower_jwt_auth::store::Verdict::Valid);

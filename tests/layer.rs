@@ -325,7 +325,11 @@ impl TestStore {
 struct Refused;
 
 impl Hooks for Faults {
-    fn check(&self, memory: &MemoryStore, request: CheckRequest) -> StoreFuture<'static, Verdict> {
+    fn check(
+        &self,
+        memory: &MemoryStore,
+        request: &CheckRequest<'_>,
+    ) -> StoreFuture<'static, Verdict> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let mode = *self.mode.lock().unwrap();
         let memory = memory.clone();
@@ -334,10 +338,13 @@ impl Hooks for Faults {
             Mode::Healthy => memory.check(request),
             Mode::Fail => Box::pin(async { Err(StoreError::unavailable(Refused)) }),
             Mode::Hang => Box::pin(std::future::pending()),
-            Mode::Gated => Box::pin(async move {
-                let _permit = gate.acquire().await.expect("gate closed");
-                memory.check(request).await
-            }),
+            Mode::Gated => {
+                let request = request.clone().into_owned();
+                Box::pin(async move {
+                    let _permit = gate.acquire().await.expect("gate closed");
+                    memory.check(&request).await
+                })
+            }
         }
     }
 }

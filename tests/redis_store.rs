@@ -39,21 +39,22 @@ fn now_millis() -> u64 {
         .as_millis() as u64
 }
 
-fn req(subject: &str, token: &str) -> CheckRequest {
+fn req(subject: &str, token: &str) -> CheckRequest<'static> {
     CheckRequest {
-        subject: subject.into(),
-        token_id: token.into(),
+        subject: subject.to_owned().into(),
+        token_id: token.to_owned().into(),
         issued_at: Some(now_secs()),
         session_id: None,
         touch_interval: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(60),
         marker_ttl: Duration::from_secs(60),
+        deadline: Duration::from_secs(60),
     }
 }
 
-fn sreq(subject: &str, sid: &str) -> CheckRequest {
+fn sreq(subject: &str, sid: &str) -> CheckRequest<'static> {
     CheckRequest {
-        session_id: Some(sid.into()),
+        session_id: Some(sid.to_owned().into()),
         ..req(subject, &format!("tok-{sid}"))
     }
 }
@@ -116,7 +117,7 @@ async fn a_token_on_the_deny_list_is_revoked_until_its_entry_expires() {
     let server = RedisServer::start();
     let store = store(&server).await;
     assert_eq!(
-        store.check(req("alice", "t1")).await.unwrap(),
+        store.check(&req("alice", "t1")).await.unwrap(),
         Verdict::Valid
     );
 
@@ -125,18 +126,21 @@ async fn a_token_on_the_deny_list_is_revoked_until_its_entry_expires() {
         .await
         .unwrap();
     assert_eq!(
-        store.check(req("alice", "t1")).await.unwrap(),
+        store.check(&req("alice", "t1")).await.unwrap(),
         revoked(RevocationReason::TokenRevoked)
     );
     assert_eq!(
-        store.check(req("alice", "t2")).await.unwrap(),
+        store.check(&req("alice", "t2")).await.unwrap(),
         Verdict::Valid
     );
-    assert_eq!(store.check(req("bob", "t1")).await.unwrap(), Verdict::Valid);
+    assert_eq!(
+        store.check(&req("bob", "t1")).await.unwrap(),
+        Verdict::Valid
+    );
 
     tokio::time::sleep(Duration::from_millis(1400)).await;
     assert_eq!(
-        store.check(req("alice", "t1")).await.unwrap(),
+        store.check(&req("alice", "t1")).await.unwrap(),
         Verdict::Valid
     );
 }
@@ -155,7 +159,7 @@ async fn a_later_shorter_deny_entry_never_shortens_a_longer_one() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(
-        store.check(req("alice", "t1")).await.unwrap(),
+        store.check(&req("alice", "t1")).await.unwrap(),
         revoked(RevocationReason::TokenRevoked)
     );
     let pttl: i64 = server.cmd(&["PTTL", "jwt:{alice}:deny:t1"]);
@@ -177,21 +181,21 @@ async fn tokens_issued_at_or_before_the_not_before_mark_are_revoked() {
         ..req("alice", "t")
     };
     let everywhere = revoked(RevocationReason::LoggedOutEverywhere);
-    assert_eq!(store.check(at(Some(mark - 10))).await.unwrap(), everywhere);
-    assert_eq!(store.check(at(Some(mark))).await.unwrap(), everywhere);
-    assert_eq!(store.check(at(None)).await.unwrap(), everywhere);
+    assert_eq!(store.check(&at(Some(mark - 10))).await.unwrap(), everywhere);
+    assert_eq!(store.check(&at(Some(mark))).await.unwrap(), everywhere);
+    assert_eq!(store.check(&at(None)).await.unwrap(), everywhere);
     assert_eq!(
-        store.check(at(Some(mark + 1))).await.unwrap(),
+        store.check(&at(Some(mark + 1))).await.unwrap(),
         Verdict::Valid
     );
-    assert_eq!(store.check(req("bob", "t")).await.unwrap(), Verdict::Valid);
+    assert_eq!(store.check(&req("bob", "t")).await.unwrap(), Verdict::Valid);
 
     // A later call with a lower mark never lowers it.
     store
         .revoke_subject("alice", mark - 100, None, MARKERS)
         .await
         .unwrap();
-    assert_eq!(store.check(at(Some(mark))).await.unwrap(), everywhere);
+    assert_eq!(store.check(&at(Some(mark))).await.unwrap(), everywhere);
     let ttl: i64 = server.cmd(&["PTTL", "jwt:{alice}:nbf"]);
     assert_eq!(ttl, -1, "kept for ever");
 }
@@ -210,7 +214,7 @@ async fn a_not_before_mark_with_keep_for_lapses_by_itself() {
         ..req("alice", "t")
     };
     assert_eq!(
-        store.check(old.clone()).await.unwrap(),
+        store.check(&old.clone()).await.unwrap(),
         revoked(RevocationReason::LoggedOutEverywhere)
     );
     // A longer keep wins over the shorter one.
@@ -223,13 +227,13 @@ async fn a_not_before_mark_with_keep_for_lapses_by_itself() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(store.check(old).await.unwrap(), Verdict::Valid);
+    assert_eq!(store.check(&old).await.unwrap(), Verdict::Valid);
     let carol = CheckRequest {
         issued_at: Some(mark - 5),
         ..req("carol", "t")
     };
     assert_eq!(
-        store.check(carol).await.unwrap(),
+        store.check(&carol).await.unwrap(),
         revoked(RevocationReason::LoggedOutEverywhere)
     );
 }
@@ -245,8 +249,8 @@ async fn a_ban_revokes_every_token_ends_sessions_and_refuses_logins_until_lifted
     store.ban("alice", None, MARKERS).await.unwrap();
 
     let banned = revoked(RevocationReason::Banned { until: None });
-    assert_eq!(store.check(req("alice", "any")).await.unwrap(), banned);
-    assert_eq!(store.check(sreq("alice", "s1")).await.unwrap(), banned);
+    assert_eq!(store.check(&req("alice", "any")).await.unwrap(), banned);
+    assert_eq!(store.check(&sreq("alice", "s1")).await.unwrap(), banned);
     assert_eq!(
         store
             .create_session(session("alice", "s2", "web"))
@@ -256,18 +260,18 @@ async fn a_ban_revokes_every_token_ends_sessions_and_refuses_logins_until_lifted
     );
     assert!(live_ids(&store, "alice").await.is_empty());
     assert_eq!(
-        store.check(req("bob", "any")).await.unwrap(),
+        store.check(&req("bob", "any")).await.unwrap(),
         Verdict::Valid
     );
 
     assert!(store.unban("alice").await.unwrap());
     assert!(!store.unban("alice").await.unwrap());
     assert_eq!(
-        store.check(req("alice", "any")).await.unwrap(),
+        store.check(&req("alice", "any")).await.unwrap(),
         Verdict::Valid
     );
     assert_eq!(
-        store.check(sreq("alice", "s1")).await.unwrap(),
+        store.check(&sreq("alice", "s1")).await.unwrap(),
         ended(SessionEnd::Banned)
     );
 }
@@ -282,7 +286,7 @@ async fn a_timed_ban_reports_its_end_and_lapses_by_itself() {
         .await
         .unwrap();
     let Verdict::Revoked(RevocationReason::Banned { until: Some(until) }) =
-        store.check(req("alice", "t")).await.unwrap()
+        store.check(&req("alice", "t")).await.unwrap()
     else {
         panic!("not banned with an end");
     };
@@ -300,7 +304,7 @@ async fn a_timed_ban_reports_its_end_and_lapses_by_itself() {
     ));
     tokio::time::sleep(Duration::from_millis(1700)).await;
     assert_eq!(
-        store.check(req("alice", "t")).await.unwrap(),
+        store.check(&req("alice", "t")).await.unwrap(),
         Verdict::Valid
     );
     assert!(!store.unban("alice").await.unwrap());
@@ -323,12 +327,12 @@ async fn the_ban_wins_over_the_deny_list_which_wins_over_the_not_before_mark() {
         .await
         .unwrap();
     assert_eq!(
-        store.check(old.clone()).await.unwrap(),
+        store.check(&old.clone()).await.unwrap(),
         revoked(RevocationReason::TokenRevoked)
     );
     store.ban("alice", None, MARKERS).await.unwrap();
     assert_eq!(
-        store.check(old).await.unwrap(),
+        store.check(&old).await.unwrap(),
         revoked(RevocationReason::Banned { until: None })
     );
 }
@@ -340,7 +344,7 @@ async fn an_unknown_session_is_reported_as_ended_without_a_reason() {
     let server = RedisServer::start();
     let store = store(&server).await;
     assert_eq!(
-        store.check(sreq("alice", "never")).await.unwrap(),
+        store.check(&sreq("alice", "never")).await.unwrap(),
         ended(SessionEnd::Unknown)
     );
     assert_eq!(
@@ -380,11 +384,11 @@ async fn evict_oldest_ends_the_oldest_session_when_the_limit_is_reached() {
     );
     assert_eq!(live_ids(&store, "alice").await, ["s2", "s3"]);
     assert_eq!(
-        store.check(sreq("alice", "s1")).await.unwrap(),
+        store.check(&sreq("alice", "s1")).await.unwrap(),
         ended(SessionEnd::Replaced)
     );
     assert_eq!(
-        store.check(sreq("alice", "s2")).await.unwrap(),
+        store.check(&sreq("alice", "s2")).await.unwrap(),
         Verdict::Valid
     );
 }
@@ -406,7 +410,7 @@ async fn reject_new_refuses_a_login_at_the_limit_and_changes_nothing() {
     );
     assert_eq!(live_ids(&store, "alice").await, ["s1", "s2"]);
     assert_eq!(
-        store.check(sreq("alice", "s3")).await.unwrap(),
+        store.check(&sreq("alice", "s3")).await.unwrap(),
         ended(SessionEnd::Unknown)
     );
     // Once one ends, there is room again.
@@ -435,7 +439,7 @@ async fn a_login_from_the_same_device_replaces_the_previous_session() {
         created(&["w1"])
     );
     assert_eq!(
-        store.check(sreq("alice", "w1")).await.unwrap(),
+        store.check(&sreq("alice", "w1")).await.unwrap(),
         ended(SessionEnd::Replaced)
     );
     let mut ids = live_ids(&store, "alice").await;
@@ -511,10 +515,10 @@ async fn an_idle_session_times_out_and_activity_keeps_it_alive() {
     // 1.6 s of use, twice the idle timeout: s1 stays, s2 (unused) lapses.
     for _ in 0..8 {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(store.check(active.clone()).await.unwrap(), Verdict::Valid);
+        assert_eq!(store.check(&active.clone()).await.unwrap(), Verdict::Valid);
     }
     assert_eq!(
-        store.check(sreq("alice", "s2")).await.unwrap(),
+        store.check(&sreq("alice", "s2")).await.unwrap(),
         ended(SessionEnd::IdleTimeout)
     );
     let list = store.list_sessions("alice").await.unwrap();
@@ -524,7 +528,7 @@ async fn an_idle_session_times_out_and_activity_keeps_it_alive() {
 
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(
-        store.check(active).await.unwrap(),
+        store.check(&active).await.unwrap(),
         ended(SessionEnd::IdleTimeout)
     );
     assert!(live_ids(&store, "alice").await.is_empty());
@@ -550,12 +554,12 @@ async fn a_session_ends_at_its_absolute_lifetime_however_used() {
     assert!(list[0].expires_at <= list[0].created_at + 1000, "{list:?}");
     let start = Instant::now();
     while start.elapsed() < Duration::from_millis(800) {
-        assert_eq!(store.check(active.clone()).await.unwrap(), Verdict::Valid);
+        assert_eq!(store.check(&active.clone()).await.unwrap(), Verdict::Valid);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        store.check(active).await.unwrap(),
+        store.check(&active).await.unwrap(),
         ended(SessionEnd::Expired)
     );
 }
@@ -579,11 +583,11 @@ async fn kicking_one_session_leaves_the_others_and_ending_all_reports_how_many()
         .await
         .unwrap());
     assert_eq!(
-        store.check(sreq("alice", "s2")).await.unwrap(),
+        store.check(&sreq("alice", "s2")).await.unwrap(),
         ended(SessionEnd::Kicked)
     );
     assert_eq!(
-        store.check(sreq("alice", "s1")).await.unwrap(),
+        store.check(&sreq("alice", "s1")).await.unwrap(),
         Verdict::Valid
     );
 
@@ -603,12 +607,12 @@ async fn kicking_one_session_leaves_the_others_and_ending_all_reports_how_many()
     );
     for sid in ["s1", "s3"] {
         assert_eq!(
-            store.check(sreq("alice", sid)).await.unwrap(),
+            store.check(&sreq("alice", sid)).await.unwrap(),
             ended(SessionEnd::LoggedOutEverywhere)
         );
     }
     assert_eq!(
-        store.check(sreq("alice", "s2")).await.unwrap(),
+        store.check(&sreq("alice", "s2")).await.unwrap(),
         ended(SessionEnd::Kicked)
     );
 }
@@ -631,12 +635,12 @@ async fn a_short_marker_leaves_an_unknown_reason_behind() {
         .await
         .unwrap();
     assert_eq!(
-        store.check(sreq("alice", "s1")).await.unwrap(),
+        store.check(&sreq("alice", "s1")).await.unwrap(),
         ended(SessionEnd::LoggedOut)
     );
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(
-        store.check(sreq("alice", "s1")).await.unwrap(),
+        store.check(&sreq("alice", "s1")).await.unwrap(),
         ended(SessionEnd::Unknown)
     );
 }
@@ -692,7 +696,7 @@ async fn log_out_everywhere_ends_every_session_with_its_reason() {
     assert!(live_ids(&store, "alice").await.is_empty());
     // A token newer than the mark still fails on its session.
     assert_eq!(
-        store.check(sreq("alice", "s1")).await.unwrap(),
+        store.check(&sreq("alice", "s1")).await.unwrap(),
         ended(SessionEnd::LoggedOutEverywhere)
     );
     // A login after the mark works.
@@ -701,7 +705,7 @@ async fn log_out_everywhere_ends_every_session_with_its_reason() {
         .await
         .unwrap();
     assert_eq!(
-        store.check(sreq("alice", "s3")).await.unwrap(),
+        store.check(&sreq("alice", "s3")).await.unwrap(),
         Verdict::Valid
     );
 }
@@ -739,7 +743,7 @@ async fn refresh_rotation_advances_the_generation_and_a_reused_token_ends_the_se
         RotateOutcome::Reused
     );
     assert_eq!(
-        store.check(sreq("alice", "s1")).await.unwrap(),
+        store.check(&sreq("alice", "s1")).await.unwrap(),
         ended(SessionEnd::RefreshReuse)
     );
     assert_eq!(
@@ -880,7 +884,7 @@ async fn subjects_and_ids_with_special_characters_never_collide() {
                 Verdict::Valid
             };
             assert_eq!(
-                store.check(req(subject, &token)).await.unwrap(),
+                store.check(&req(subject, &token)).await.unwrap(),
                 expected,
                 "subject {subject:?}, token {token:?}"
             );
@@ -899,6 +903,59 @@ async fn subjects_and_ids_with_special_characters_never_collide() {
             .and_then(|(_, rest)| rest.split_once('}'))
             .map(|(tag, _)| tag);
         assert!(tag.is_some_and(|t| !t.is_empty()), "{key}");
+    }
+}
+
+/// A session's check that the plain `EXISTS` cannot decide (the first one,
+/// a revoked token, an ended session) runs the script with keys read back
+/// from that command: ids that need encoding survive the round trip.
+#[tokio::test]
+async fn session_checks_decided_by_the_script_read_odd_ids_back_exactly() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    let odd = ["a:b", "{a}", "", "é ü", "100%", "a%3Ab", "x\ny"];
+    for (n, subject) in odd.into_iter().enumerate() {
+        let sid = format!("s:{subject}}}");
+        let token = format!("t%{n} {subject}");
+        store
+            .create_session(session(subject, &sid, "web"))
+            .await
+            .unwrap();
+        let check = CheckRequest {
+            session_id: Some(sid.clone().into()),
+            ..req(subject, &token)
+        };
+        // The first check runs the script (no `fresh` yet), the second not.
+        for round in 0..2 {
+            assert_eq!(
+                store.check(&check).await.unwrap(),
+                Verdict::Valid,
+                "{subject:?} round {round}"
+            );
+        }
+        store
+            .deny_token(subject, &token, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.check(&check).await.unwrap(),
+            revoked(RevocationReason::TokenRevoked),
+            "{subject:?}"
+        );
+        let other = CheckRequest {
+            token_id: format!("{token}-2").into(),
+            ..check.clone()
+        };
+        assert_eq!(store.check(&other).await.unwrap(), Verdict::Valid);
+        store
+            .end_session(subject, &sid, SessionEnd::Kicked, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.check(&other).await.unwrap(),
+            ended(SessionEnd::Kicked),
+            "{subject:?}"
+        );
     }
 }
 
@@ -940,7 +997,7 @@ async fn warm_up_check_script(store: &RedisStore) {
         touch_interval: Duration::ZERO,
         ..sreq("warm-up", "w")
     };
-    assert_eq!(store.check(due).await.unwrap(), Verdict::Valid);
+    assert_eq!(store.check(&due).await.unwrap(), Verdict::Valid);
 }
 
 #[tokio::test]
@@ -959,7 +1016,7 @@ async fn each_check_is_one_command_and_a_due_touch_adds_one_script() {
     };
     // The session's first check runs the script, which sets `fresh`.
     let sent = client_commands_during(&server, async {
-        assert_eq!(store.check(check()).await.unwrap(), Verdict::Valid);
+        assert_eq!(store.check(&check()).await.unwrap(), Verdict::Valid);
     })
     .await;
     assert_eq!(sent, vec!["exists", "evalsha"]);
@@ -968,9 +1025,9 @@ async fn each_check_is_one_command_and_a_due_touch_adds_one_script() {
 
     let sent = client_commands_during(&server, async {
         for i in 0..10 {
-            let plain = store.check(req("alice", &format!("t{i}"))).await.unwrap();
+            let plain = store.check(&req("alice", &format!("t{i}"))).await.unwrap();
             assert_eq!(plain, Verdict::Valid);
-            assert_eq!(store.check(check()).await.unwrap(), Verdict::Valid);
+            assert_eq!(store.check(&check()).await.unwrap(), Verdict::Valid);
         }
     })
     .await;
@@ -980,8 +1037,8 @@ async fn each_check_is_one_command_and_a_due_touch_adds_one_script() {
     let before: String = server.cmd(&["HGET", "jwt:{alice}:session:s1", "last"]);
     tokio::time::sleep(touch + Duration::from_millis(50)).await;
     let sent = client_commands_during(&server, async {
-        assert_eq!(store.check(check()).await.unwrap(), Verdict::Valid);
-        assert_eq!(store.check(check()).await.unwrap(), Verdict::Valid);
+        assert_eq!(store.check(&check()).await.unwrap(), Verdict::Valid);
+        assert_eq!(store.check(&check()).await.unwrap(), Verdict::Valid);
     })
     .await;
     assert_eq!(sent, vec!["exists", "evalsha", "exists"]);
@@ -1005,7 +1062,7 @@ async fn a_revoked_token_costs_one_command_or_with_a_session_one_more_script_for
             .create_session(session("alice", sid, "web"))
             .await
             .unwrap();
-        assert_eq!(store.check(check(sid)).await.unwrap(), Verdict::Valid);
+        assert_eq!(store.check(&check(sid)).await.unwrap(), Verdict::Valid);
         assert!(has_fresh(&server, "alice", sid));
     }
     // Ending a session deletes its `fresh` key at once.
@@ -1025,11 +1082,11 @@ async fn a_revoked_token_costs_one_command_or_with_a_session_one_more_script_for
     store.ban("carol", None, MARKERS).await.unwrap();
     let sent = client_commands_during(&server, async {
         assert_eq!(
-            store.check(req("bob", "t")).await.unwrap(),
+            store.check(&req("bob", "t")).await.unwrap(),
             revoked(RevocationReason::TokenRevoked)
         );
         assert_eq!(
-            store.check(req("carol", "t")).await.unwrap(),
+            store.check(&req("carol", "t")).await.unwrap(),
             revoked(RevocationReason::Banned { until: None })
         );
     })
@@ -1037,11 +1094,11 @@ async fn a_revoked_token_costs_one_command_or_with_a_session_one_more_script_for
     assert_eq!(sent, vec!["mget"; 2], "tokens without a session");
     let sent = client_commands_during(&server, async {
         assert_eq!(
-            store.check(check("s1")).await.unwrap(),
+            store.check(&check("s1")).await.unwrap(),
             ended(SessionEnd::Kicked)
         );
         assert_eq!(
-            store.check(check("s2")).await.unwrap(),
+            store.check(&check("s2")).await.unwrap(),
             revoked(RevocationReason::TokenRevoked)
         );
     })
@@ -1078,11 +1135,11 @@ async fn a_session_under_a_log_out_everywhere_never_gets_a_fresh_key() {
     };
     let sent = client_commands_during(&server, async {
         assert_eq!(
-            store.check(check(nbf)).await.unwrap(),
+            store.check(&check(nbf)).await.unwrap(),
             revoked(RevocationReason::LoggedOutEverywhere)
         );
-        assert_eq!(store.check(check(nbf + 1)).await.unwrap(), Verdict::Valid);
-        assert_eq!(store.check(check(nbf + 1)).await.unwrap(), Verdict::Valid);
+        assert_eq!(store.check(&check(nbf + 1)).await.unwrap(), Verdict::Valid);
+        assert_eq!(store.check(&check(nbf + 1)).await.unwrap(), Verdict::Valid);
     })
     .await;
     assert_eq!(sent, ["exists", "evalsha"].repeat(3));
@@ -1102,9 +1159,9 @@ async fn a_session_under_a_log_out_everywhere_never_gets_a_fresh_key() {
         touch_interval: hour,
         ..sreq("bob", "s3")
     };
-    assert_eq!(store.check(bob()).await.unwrap(), Verdict::Valid);
+    assert_eq!(store.check(&bob()).await.unwrap(), Verdict::Valid);
     let sent = client_commands_during(&server, async {
-        assert_eq!(store.check(bob()).await.unwrap(), Verdict::Valid);
+        assert_eq!(store.check(&bob()).await.unwrap(), Verdict::Valid);
     })
     .await;
     assert_eq!(sent, vec!["exists"]);
@@ -1122,7 +1179,7 @@ async fn a_refresh_drops_the_fresh_key_so_the_next_check_reads_the_new_deadline(
         touch_interval: Duration::from_secs(3600),
         ..sreq("alice", "s1")
     };
-    assert_eq!(store.check(check).await.unwrap(), Verdict::Valid);
+    assert_eq!(store.check(&check).await.unwrap(), Verdict::Valid);
     assert!(has_fresh(&server, "alice", "s1"));
     let rotated = store
         .rotate_refresh(Rotation {
@@ -1162,7 +1219,7 @@ async fn scripts_are_reloaded_after_script_flush() {
         .copied()
         .unwrap_or(0);
     assert_eq!(
-        store.check(req("alice", "t")).await.unwrap(),
+        store.check(&req("alice", "t")).await.unwrap(),
         revoked(RevocationReason::TokenRevoked)
     );
     // A check whose session touch is due runs the check script.
@@ -1170,7 +1227,7 @@ async fn scripts_are_reloaded_after_script_flush() {
         touch_interval: Duration::ZERO,
         ..sreq("alice", "s0")
     };
-    assert_eq!(store.check(due).await.unwrap(), Verdict::Valid);
+    assert_eq!(store.check(&due).await.unwrap(), Verdict::Valid);
     store
         .create_session(session("alice", "s", "web"))
         .await
@@ -1201,11 +1258,11 @@ async fn a_deny_entry_survives_a_restart_with_aof_and_the_store_reconnects_by_it
         .deny_token("alice", "t", Duration::from_secs(60))
         .await
         .unwrap();
-    store.check(req("alice", "t")).await.unwrap();
+    store.check(&req("alice", "t")).await.unwrap();
 
     server.kill();
     assert!(matches!(
-        store.check(req("alice", "t")).await,
+        store.check(&req("alice", "t")).await,
         Err(StoreError::Unavailable(_))
     ));
     server.restart();
@@ -1213,7 +1270,7 @@ async fn a_deny_entry_survives_a_restart_with_aof_and_the_store_reconnects_by_it
     let start = Instant::now();
     let mut failures = 0;
     let verdict = loop {
-        match store.check(req("alice", "t")).await {
+        match store.check(&req("alice", "t")).await {
             Ok(verdict) => break verdict,
             Err(StoreError::Unavailable(_)) if start.elapsed() < Duration::from_secs(5) => {
                 failures += 1;
@@ -1225,12 +1282,12 @@ async fn a_deny_entry_survives_a_restart_with_aof_and_the_store_reconnects_by_it
     assert_eq!(verdict, revoked(RevocationReason::TokenRevoked));
     assert!(failures <= 1, "{failures} failed checks after the restart");
     assert_eq!(
-        store.check(req("alice", "other")).await.unwrap(),
+        store.check(&req("alice", "other")).await.unwrap(),
         Verdict::Valid
     );
     // Every pooled connection was replaced: many checks in a row all work.
     for _ in 0..10 {
-        store.check(req("bob", "t")).await.unwrap();
+        store.check(&req("bob", "t")).await.unwrap();
     }
 }
 
@@ -1286,6 +1343,52 @@ async fn revoking_writes_publish_an_event_on_the_events_channel() {
     assert_eq!(next().await, "unban\nalice");
 }
 
+fn connections_received(server: &RedisServer) -> u64 {
+    let info: String = server.cmd(&["INFO", "stats"]);
+    info.lines()
+        .find_map(|line| line.strip_prefix("total_connections_received:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("total_connections_received in INFO stats")
+}
+
+/// The store bounds a check by its deadline itself (so the layer arms no
+/// timer): a stalled server gives `Timeout` at the deadline, and a slow
+/// answer is not taken for a broken connection, which is kept.
+#[tokio::test]
+async fn a_check_keeps_to_its_deadline_and_keeps_its_connection() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    assert!(store.bounds_check_time());
+    let deadline = Duration::from_millis(100);
+    let check = CheckRequest {
+        deadline,
+        ..sreq("alice", "s1")
+    };
+    store
+        .create_session(session("alice", "s1", "web"))
+        .await
+        .unwrap();
+    assert_eq!(store.check(&check).await.unwrap(), Verdict::Valid);
+    let before = connections_received(&server);
+    server.pause(700);
+    let start = Instant::now();
+    let result = store.check(&check).await;
+    let took = start.elapsed();
+    assert!(
+        matches!(result, Err(StoreError::Timeout(d)) if d == deadline),
+        "{result:?}"
+    );
+    assert!(
+        took >= deadline && took < Duration::from_millis(500),
+        "{took:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(store.check(&check).await.unwrap(), Verdict::Valid);
+    // `before` and the pause opened a connection each, this INFO one more:
+    // none of the store's.
+    assert_eq!(connections_received(&server), before + 2);
+}
+
 #[tokio::test]
 async fn a_paused_server_makes_calls_fail_with_unavailable_and_then_recover() {
     let server = RedisServer::start();
@@ -1295,10 +1398,10 @@ async fn a_paused_server_makes_calls_fail_with_unavailable_and_then_recover() {
         .build()
         .await
         .unwrap();
-    store.check(req("alice", "t")).await.unwrap();
+    store.check(&req("alice", "t")).await.unwrap();
     server.pause(1000);
     let start = Instant::now();
-    let result = store.check(req("alice", "t")).await;
+    let result = store.check(&req("alice", "t")).await;
     assert!(
         matches!(result, Err(StoreError::Unavailable(_))),
         "{result:?}"
@@ -1307,7 +1410,7 @@ async fn a_paused_server_makes_calls_fail_with_unavailable_and_then_recover() {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let start = Instant::now();
     loop {
-        match store.check(req("alice", "t")).await {
+        match store.check(&req("alice", "t")).await {
             Ok(verdict) => break assert_eq!(verdict, Verdict::Valid),
             Err(_) if start.elapsed() < Duration::from_secs(3) => {
                 tokio::time::sleep(Duration::from_millis(50)).await
@@ -1444,7 +1547,7 @@ async fn a_store_over_an_existing_bb8_pool_works_the_same() {
         .await
         .unwrap();
     assert_eq!(
-        store.check(req("alice", "t")).await.unwrap(),
+        store.check(&req("alice", "t")).await.unwrap(),
         revoked(RevocationReason::TokenRevoked)
     );
     store
@@ -1452,7 +1555,7 @@ async fn a_store_over_an_existing_bb8_pool_works_the_same() {
         .await
         .unwrap();
     assert_eq!(
-        store.check(sreq("alice", "s")).await.unwrap(),
+        store.check(&sreq("alice", "s")).await.unwrap(),
         Verdict::Valid
     );
 }

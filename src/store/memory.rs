@@ -254,16 +254,16 @@ impl MemoryStore {
         f(entry, now)
     }
 
-    fn check_now(&self, req: &CheckRequest) -> Verdict {
+    fn check_now(&self, req: &CheckRequest<'_>) -> Verdict {
         let now = Instant::now();
         let mut state = self.lock();
-        let Some(subject) = state.subjects.get_mut(&req.subject) else {
+        let Some(subject) = state.subjects.get_mut(&*req.subject) else {
             return Verdict::Valid;
         };
         if let Some(until) = subject.banned(now) {
             return Verdict::Revoked(RevocationReason::Banned { until });
         }
-        if matches!(subject.deny.get(&req.token_id), Some(until) if *until > now) {
+        if matches!(subject.deny.get(&*req.token_id), Some(until) if *until > now) {
             return Verdict::Revoked(RevocationReason::TokenRevoked);
         }
         if let Some((mark, keep)) = subject.not_before {
@@ -272,7 +272,7 @@ impl MemoryStore {
                 return Verdict::Revoked(RevocationReason::LoggedOutEverywhere);
             }
         }
-        if let Some(sid) = &req.session_id {
+        if let Some(sid) = req.session_id.as_deref() {
             let live = subject
                 .sessions
                 .get(sid)
@@ -286,7 +286,7 @@ impl MemoryStore {
                     // Keep telling later requests why, as after a kick.
                     subject
                         .ended
-                        .insert(sid.clone(), (why, now + req.marker_ttl));
+                        .insert(sid.to_owned(), (why, now + req.marker_ttl));
                 }
                 return Verdict::Revoked(RevocationReason::SessionEnded(why));
             }
@@ -308,8 +308,13 @@ fn unix_secs_after(d: Duration) -> u64 {
 }
 
 impl RevocationStore for MemoryStore {
-    fn check(&self, request: CheckRequest) -> StoreFuture<'static, Verdict> {
-        ready(self.check_now(&request))
+    fn check(&self, request: &CheckRequest<'_>) -> StoreFuture<'static, Verdict> {
+        ready(self.check_now(request))
+    }
+
+    /// The verdict is there at once.
+    fn bounds_check_time(&self) -> bool {
+        true
     }
 
     fn deny_token<'a>(
@@ -560,7 +565,7 @@ impl RevocationStore for MemoryStore {
 mod tests {
     use super::*;
 
-    fn check(subject: &str, id: &str) -> CheckRequest {
+    fn check<'a>(subject: &'a str, id: &'a str) -> CheckRequest<'a> {
         CheckRequest {
             subject: subject.into(),
             token_id: id.into(),
@@ -569,6 +574,7 @@ mod tests {
             touch_interval: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(4),
             marker_ttl: Duration::from_secs(60),
+            deadline: Duration::from_secs(1),
         }
     }
 
@@ -583,12 +589,12 @@ mod tests {
         }
         assert_eq!(store.len(), 100);
         assert_eq!(
-            store.check(check("alice", "t5")).await.unwrap(),
+            store.check(&check("alice", "t5")).await.unwrap(),
             Verdict::Revoked(RevocationReason::TokenRevoked)
         );
         tokio::time::advance(Duration::from_secs(11)).await;
         assert_eq!(
-            store.check(check("alice", "t5")).await.unwrap(),
+            store.check(&check("alice", "t5")).await.unwrap(),
             Verdict::Valid
         );
         store.sweep();

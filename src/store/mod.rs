@@ -18,6 +18,7 @@
 //! token's `jti`, or the hex SHA-256 of the whole token when it has none; the
 //! raw token never reaches a store.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -65,8 +66,20 @@ pub trait RevocationStore: fmt::Debug + Send + Sync + 'static {
     /// and idle deadline move forward if at least [`CheckRequest::touch_interval`]
     /// has passed since the last write (never beyond the session's absolute end).
     ///
-    /// The returned future must not borrow `self` (clone the inner handle).
-    fn check(&self, request: CheckRequest) -> StoreFuture<'static, Verdict>;
+    /// The request borrows from the token, and the returned future must
+    /// borrow neither it nor `self`: take what the future needs before it
+    /// starts (clone the inner handle; [`CheckRequest::into_owned`] copies
+    /// the strings).
+    fn check(&self, request: &CheckRequest<'_>) -> StoreFuture<'static, Verdict>;
+
+    /// Whether the future of [`check`](Self::check) keeps to
+    /// [`CheckRequest::deadline`] by itself: it then ends by that time, with
+    /// [`StoreError::Timeout`] when the store has not answered, and the layer
+    /// arms no timer of its own. The default is `false`: the layer bounds
+    /// every check with a timer.
+    fn bounds_check_time(&self) -> bool {
+        false
+    }
 
     /// Whether a fresh "valid" verdict for this token is cached locally
     /// (a near-cache), so the layer may skip [`check`](Self::check) entirely.
@@ -174,16 +187,19 @@ pub trait RevocationStore: fmt::Debug + Send + Sync + 'static {
 }
 
 /// What [`RevocationStore::check`] is asked about one verified token.
+///
+/// The layer lends the strings from the token's claims (no copy per request);
+/// build one with owned strings (`String::into`) where nothing can be lent.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckRequest {
+pub struct CheckRequest<'a> {
     /// The token's subject (`sub`); empty when the token has none.
-    pub subject: String,
+    pub subject: Cow<'a, str>,
     /// The token id: `jti`, or the hex SHA-256 of the token.
-    pub token_id: String,
+    pub token_id: Cow<'a, str>,
     /// The token's `iat`, unix seconds.
     pub issued_at: Option<u64>,
     /// The token's session id (`sid`).
-    pub session_id: Option<String>,
+    pub session_id: Option<Cow<'a, str>>,
     /// Minimum time between two writes of a session's last-seen time.
     pub touch_interval: Duration,
     /// The session idle timeout the deadline slides by.
@@ -191,6 +207,29 @@ pub struct CheckRequest {
     /// How long the marker of a session found lapsed is kept, so that later
     /// requests are still told `idle_timeout` / `session_expired`.
     pub marker_ttl: Duration,
+    /// How long the layer waits for the verdict, from the call of
+    /// [`RevocationStore::check`] on (its
+    /// [`store_deadline`](crate::JwtAuth::store_deadline)). Only a store
+    /// that [bounds its own checks](RevocationStore::bounds_check_time)
+    /// needs to read it.
+    pub deadline: Duration,
+}
+
+impl CheckRequest<'_> {
+    /// The same request owning its strings, for a future that outlives the
+    /// borrow.
+    pub fn into_owned(self) -> CheckRequest<'static> {
+        CheckRequest {
+            subject: Cow::Owned(self.subject.into_owned()),
+            token_id: Cow::Owned(self.token_id.into_owned()),
+            issued_at: self.issued_at,
+            session_id: self.session_id.map(|sid| Cow::Owned(sid.into_owned())),
+            touch_interval: self.touch_interval,
+            idle_timeout: self.idle_timeout,
+            marker_ttl: self.marker_ttl,
+            deadline: self.deadline,
+        }
+    }
 }
 
 /// The answer of [`RevocationStore::check`].

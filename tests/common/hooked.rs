@@ -14,7 +14,11 @@ use tower_jwt_auth::{MemoryStore, RevocationStore, SessionEnd, SessionInfo};
 /// What a test changes about the store.
 pub trait Hooks: fmt::Debug + Send + Sync + 'static {
     /// The verdict for `request` (by default the memory store's).
-    fn check(&self, memory: &MemoryStore, request: CheckRequest) -> StoreFuture<'static, Verdict> {
+    fn check(
+        &self,
+        memory: &MemoryStore,
+        request: &CheckRequest<'_>,
+    ) -> StoreFuture<'static, Verdict> {
         memory.check(request)
     }
 
@@ -39,7 +43,7 @@ impl<H> Hooked<H> {
 }
 
 impl<H: Hooks> RevocationStore for Hooked<H> {
-    fn check(&self, request: CheckRequest) -> StoreFuture<'static, Verdict> {
+    fn check(&self, request: &CheckRequest<'_>) -> StoreFuture<'static, Verdict> {
         self.hooks.saw("check.token_id", &request.token_id);
         self.hooks.check(&self.memory, request)
     }

@@ -404,6 +404,41 @@ pub(super) struct Lease {
     pub(super) conn: LeasedConn,
     /// Our own pool's connection: how to report it unusable.
     pub(super) health: Option<Health>,
+    /// The caller's deadline, when it (not the connection's response
+    /// timeout) bounds this lease's next command.
+    pub(super) deadline: Option<Duration>,
+}
+
+/// What [`Lease::send`] sends.
+#[derive(Clone, Copy)]
+pub(super) enum Outgoing<'a> {
+    Command(&'a Cmd),
+    Script(&'a Invocation<'a>),
+}
+
+/// When a check must have its answer: its deadline, from `at` on.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Due {
+    pub(super) at: std::time::Instant,
+    pub(super) deadline: Duration,
+}
+
+impl Due {
+    /// `deadline` from now; `None` when that is too far to tell.
+    pub(super) fn after(deadline: Duration) -> Option<Self> {
+        let at = std::time::Instant::now().checked_add(deadline)?;
+        Some(Self { at, deadline })
+    }
+
+    /// The time left, or the timeout when none is.
+    pub(super) fn left(&self) -> Result<Duration, StoreError> {
+        let left = self.at.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            Err(StoreError::Timeout(self.deadline))
+        } else {
+            Ok(left)
+        }
+    }
 }
 
 pub(super) struct Health {
@@ -435,6 +470,55 @@ impl Lease {
                 epoch: Arc::clone(epoch),
                 opened,
             }),
+            deadline: None,
+        }
+    }
+
+    /// A clone of a connection from a pool handed in by the user.
+    pub(super) fn external(conn: &MultiplexedConnection) -> Self {
+        Self {
+            conn: LeasedConn::Single(conn.clone()),
+            health: None,
+            deadline: None,
+        }
+    }
+
+    /// Bounds the next command by `due` where that comes before the
+    /// connection's own response timeout (`None`: unknown, a pool handed in
+    /// by the user): one timer per command, the connection's. A cluster
+    /// connection keeps its own timeouts (the layer then arms its timer).
+    pub(super) fn keep_to(
+        &mut self,
+        due: &Due,
+        response_timeout: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        let left = due.left()?;
+        match &mut self.conn {
+            LeasedConn::Single(conn) if response_timeout.is_none_or(|t| left < t) => {
+                conn.set_response_timeout(left);
+                self.deadline = Some(due.deadline);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A clone of the cluster client.
+    #[cfg(feature = "redis-cluster")]
+    pub(super) fn cluster(conn: &redis::cluster_async::ClusterConnection) -> Self {
+        Self {
+            conn: LeasedConn::Cluster(conn.clone()),
+            health: None,
+            deadline: None,
+        }
+    }
+
+    pub(super) async fn send(&mut self, what: Outgoing<'_>) -> Result<Value, RedisError> {
+        match what {
+            Outgoing::Command(cmd) => self.query(cmd).await,
+            // Boxed: a script's future (with its `SCRIPT LOAD` fallback)
+            // would make every command's future larger.
+            Outgoing::Script(invocation) => Box::pin(self.eval(invocation)).await,
         }
     }
 
@@ -479,6 +563,11 @@ impl Lease {
 
     pub(super) fn settle<T>(&self, result: Result<T, RedisError>) -> Result<T, StoreError> {
         result.map_err(|err| {
+            if let (Some(deadline), true) = (self.deadline, err.is_timeout()) {
+                // The caller's deadline passed: a slow answer, not a broken
+                // connection (as when the layer's own timer fires).
+                return StoreError::Timeout(deadline);
+            }
             if let Some(health) = &self.health {
                 if is_read_only(&err) {
                     // Every connection opened so far goes to the demoted server.

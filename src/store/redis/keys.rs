@@ -2,6 +2,8 @@
 
 use super::*;
 
+use std::cell::RefCell;
+
 // ---------------------------------------------------------------------------
 // Key encoding
 // ---------------------------------------------------------------------------
@@ -105,11 +107,15 @@ pub(super) enum KeyKind<'a> {
 pub(super) fn subject_base(prefix: &str, subject: &str) -> String {
     // Room for the key suffix that usually follows (`session:<22-char id>`).
     let mut base = String::with_capacity(prefix.len() + subject.len() + 40);
-    base.push_str(prefix);
-    base.push_str(":{");
-    push_encoded(&mut base, subject);
-    base.push_str("}:");
+    push_subject_base(&mut base, prefix, subject);
     base
+}
+
+fn push_subject_base(out: &mut String, prefix: &str, subject: &str) {
+    out.push_str(prefix);
+    out.push_str(":{");
+    push_encoded(out, subject);
+    out.push_str("}:");
 }
 
 pub(super) fn subject_key(prefix: &str, subject: &str, kind: KeyKind<'_>) -> String {
@@ -125,19 +131,54 @@ pub(super) fn key_in(base: &str, kind: KeyKind<'_>) -> String {
     key
 }
 
+/// Appends keys of `subject` to `cmd`, one argument each. They are written
+/// in a buffer kept by the thread (the subject encoded once), so that a
+/// check allocates nothing for its keys besides the command.
+pub(super) fn push_key_args(cmd: &mut Cmd, prefix: &str, subject: &str, kinds: &[KeyKind<'_>]) {
+    thread_local! {
+        static KEY: RefCell<String> = const { RefCell::new(String::new()) };
+    }
+    KEY.with_borrow_mut(|key| {
+        key.clear();
+        push_subject_base(key, prefix, subject);
+        let base = key.len();
+        for (i, kind) in kinds.iter().enumerate() {
+            // `EXISTS fresh deny deny`: the deny key is written once.
+            if i == 0 || kinds[i - 1] != *kind {
+                key.truncate(base);
+                push_key_suffix(key, *kind);
+            }
+            cmd.arg(key.as_bytes());
+        }
+        // A subject of unusual length leaves no large buffer behind.
+        if key.capacity() > 1024 {
+            *key = String::new();
+        }
+    });
+}
+
+impl<'a> KeyKind<'a> {
+    /// The kind's name in the key (with the `:` before an id), and the id.
+    pub(super) fn parts(self) -> (&'static str, Option<&'a str>) {
+        match self {
+            KeyKind::Deny(id) => ("deny:", Some(id)),
+            KeyKind::NotBefore => ("nbf", None),
+            KeyKind::Ban => ("ban", None),
+            KeyKind::Sessions => ("sessions", None),
+            KeyKind::Session(id) => ("session:", Some(id)),
+            KeyKind::Ended(id) => ("ended:", Some(id)),
+            KeyKind::Fresh(id) => ("fresh:", Some(id)),
+        }
+    }
+}
+
 /// Appends what follows the subject's base in a key of this kind.
 pub(super) fn push_key_suffix(key: &mut String, kind: KeyKind<'_>) {
-    let (name, id) = match kind {
-        KeyKind::Deny(id) => ("deny:", id),
-        KeyKind::NotBefore => return key.push_str("nbf"),
-        KeyKind::Ban => return key.push_str("ban"),
-        KeyKind::Sessions => return key.push_str("sessions"),
-        KeyKind::Session(id) => ("session:", id),
-        KeyKind::Ended(id) => ("ended:", id),
-        KeyKind::Fresh(id) => ("fresh:", id),
-    };
+    let (name, id) = kind.parts();
     key.push_str(name);
-    push_encoded(key, id);
+    if let Some(id) = id {
+        push_encoded(key, id);
+    }
 }
 
 /// `<prefix>:once:<enc purpose>:<enc hash>`: no hash tag, never starts like a

@@ -29,7 +29,7 @@ use redis::{
     ToRedisArgs, Value,
 };
 
-use super::near_cache::{NearCache, NearCacheConfig, NearCacheStats};
+use super::near_cache::{NearCache, NearCacheConfig, NearCacheStats, Ticket};
 use super::{
     CheckRequest, CreateOutcome, LimitPolicy, NewSession, RevocationReason, RevocationStore,
     RotateOutcome, Rotation, SessionEnd, SessionInfo, StoreError, StoreFuture, Verdict,
@@ -126,6 +126,9 @@ struct Inner {
     /// checks); empty for a pool handed in by the user.
     targets: Vec<Target>,
     connection_timeout: Duration,
+    /// Our own connections' per-command timeout; `None` for a pool handed
+    /// in by the user (its connections' setting is unknown).
+    response_timeout: Option<Duration>,
     near: Option<Arc<NearCache>>,
 }
 
@@ -457,9 +460,10 @@ impl RedisStoreBuilder {
         };
         let mut store =
             RedisStore::new(backend, self.prefix, mode, targets, self.connection_timeout);
+        let inner = Arc::get_mut(&mut store.inner).expect("store not shared yet");
+        inner.response_timeout = Some(self.response_timeout);
         if let Some(config) = self.near_cache {
             let cache = Arc::new(NearCache::new(config));
-            let inner = Arc::get_mut(&mut store.inner).expect("store not shared yet");
             inner.near = Some(Arc::clone(&cache));
             tokio::spawn(run_subscriber(
                 events,
@@ -653,6 +657,7 @@ impl RedisStore {
                 mode,
                 targets,
                 connection_timeout: timeout,
+                response_timeout: None,
                 near: None,
             }),
         }
@@ -782,13 +787,21 @@ impl RedisStore {
         subject_base(&self.inner.prefix, subject)
     }
 
-    async fn lease(&self) -> Result<Lease, StoreError> {
+    /// The kept connection or the cluster client, which need no checkout.
+    fn ready_lease(&self) -> Option<Lease> {
+        match &self.inner.backend {
+            Backend::Own(_, epoch, Some(hot)) => hot.lease(epoch),
+            #[cfg(feature = "redis-cluster")]
+            Backend::Cluster(conn) => Some(Lease::cluster(conn)),
+            _ => None,
+        }
+    }
+
+    /// A connection from the pool.
+    async fn checkout(&self) -> Result<Lease, StoreError> {
         let timeout = self.inner.connection_timeout;
         match &self.inner.backend {
             Backend::Own(pool, epoch, hot) => {
-                if let Some(lease) = hot.as_ref().and_then(|hot| hot.lease(epoch)) {
-                    return Ok(lease);
-                }
                 // A connection flagged broken (or stale) is dropped (bb8 then
                 // discards it and opens a new one); the bound only guards
                 // against a loop.
@@ -816,39 +829,104 @@ impl RedisStore {
             }
             Backend::External(pool) => {
                 let pooled = pool.get().await.map_err(|e| map_run_error(e, timeout))?;
-                Ok(Lease {
-                    conn: LeasedConn::Single((*pooled).clone()),
-                    health: None,
-                })
+                Ok(Lease::external(&pooled))
             }
             #[cfg(feature = "redis-cluster")]
-            Backend::Cluster(conn) => Ok(Lease {
-                conn: LeasedConn::Cluster(conn.clone()),
-                health: None,
-            }),
+            Backend::Cluster(conn) => Ok(Lease::cluster(conn)),
         }
     }
 
     async fn eval(&self, invocation: Invocation<'_>) -> Result<Value, StoreError> {
-        let mut lease = self.lease().await?;
-        let mut result = lease.eval(&invocation).await;
-        if lease.worth_retrying(&result) {
-            let _ = lease.settle(result);
-            lease = self.lease().await?;
-            result = lease.eval(&invocation).await;
-        }
-        lease.settle(result)
+        self.send(Outgoing::Script(&invocation), None).await
     }
 
     async fn query(&self, cmd: &Cmd) -> Result<Value, StoreError> {
-        let mut lease = self.lease().await?;
-        let mut result = lease.query(cmd).await;
-        if lease.worth_retrying(&result) {
-            let _ = lease.settle(result);
-            lease = self.lease().await?;
-            result = lease.query(cmd).await;
+        self.send(Outgoing::Command(cmd), None).await
+    }
+
+    /// Sends a command or a script; once more on a new connection after
+    /// `READONLY` (a demoted master: nothing was written). With `due`, the
+    /// answer must come by then ([`StoreError::Timeout`] otherwise).
+    async fn send(&self, what: Outgoing<'_>, due: Option<Due>) -> Result<Value, StoreError> {
+        let mut attempt = 0;
+        loop {
+            // A pool checkout runs in a boxed future of its own, so that
+            // the futures of the commands (a check is one) stay small:
+            // bb8's `get` alone would make a check's future several times
+            // larger, past what the allocator serves fastest.
+            let mut lease = match self.ready_lease() {
+                Some(lease) => lease,
+                None => Box::pin(self.checkout_by(due)).await?,
+            };
+            if let Some(due) = &due {
+                lease.keep_to(due, self.inner.response_timeout)?;
+            }
+            let sent = lease.send(what).await;
+            attempt += 1;
+            if attempt == 2 || !lease.worth_retrying(&sent) {
+                return lease.settle(sent);
+            }
+            let _ = lease.settle(sent);
         }
-        lease.settle(result)
+    }
+
+    /// [`checkout`](Self::checkout), by `due`.
+    async fn checkout_by(&self, due: Option<Due>) -> Result<Lease, StoreError> {
+        match due {
+            Some(due) => tokio::time::timeout(due.left()?, self.checkout())
+                .await
+                .map_err(|_| StoreError::Timeout(due.deadline))?,
+            None => self.checkout().await,
+        }
+    }
+
+    /// The check of one token, as far as it can be prepared before its
+    /// future starts: the plain command (keys written into it, nothing of the
+    /// request kept besides), or with the near-cache on, for a session's
+    /// token, the script.
+    fn prepare_check(&self, req: &CheckRequest<'_>) -> PreparedCheck {
+        let args = CheckArgs {
+            issued_at: req.issued_at,
+            touch_ms: millis(req.touch_interval),
+            marker_ms: millis(req.marker_ttl).max(1),
+        };
+        let sid = req.session_id.as_deref();
+        let cache = self.inner.near.as_ref().and_then(|c| {
+            Some(Box::new(CacheEntry {
+                ticket: c.ticket(&req.subject)?,
+                subject: req.subject.clone().into_owned(),
+                token_id: req.token_id.clone().into_owned(),
+                touch_interval: sid.map(|_| req.touch_interval),
+            }))
+        });
+        let (subject, prefix) = (&*req.subject, &*self.inner.prefix);
+        let deny = KeyKind::Deny(&req.token_id);
+        let sent = match sid {
+            Some(sid) if self.inner.near.is_some() => {
+                let base = subject_base(prefix, subject);
+                Sent::Script(check_script(&base, &req.token_id, Some(sid), &args))
+            }
+            _ => {
+                let (name, kinds) = match sid {
+                    // Stands when the answer is exactly 1: the deny key
+                    // counts twice.
+                    Some(sid) => ("EXISTS", [KeyKind::Fresh(sid), deny, deny]),
+                    None => ("MGET", [KeyKind::Ban, deny, KeyKind::NotBefore]),
+                };
+                let id_len = req.token_id.len().max(sid.map_or(0, str::len));
+                let key_len = prefix.len() + 3 * (subject.len() + id_len) + 16;
+                let mut cmd = Cmd::with_capacity(4, 8 + 3 * key_len);
+                cmd.arg(name);
+                push_key_args(&mut cmd, prefix, subject, &kinds);
+                Sent::Plain(cmd)
+            }
+        };
+        PreparedCheck {
+            sent,
+            session: sid.is_some(),
+            args,
+            cache,
+        }
     }
 
     /// One plain command decides nearly every check: `MGET` of ban, deny and
@@ -860,84 +938,42 @@ impl RedisStore {
     /// session's touch is due, or a session's token looks revoked (the
     /// script then tells the exact reason), and with the near-cache on,
     /// which needs the session's deadline that only the script returns.
-    async fn check_now(self, req: CheckRequest) -> Result<Verdict, StoreError> {
-        let ticket = self
-            .inner
-            .near
-            .as_ref()
-            .and_then(|c| c.ticket(&req.subject));
-        let sid = req.session_id.as_deref();
-        // Every key of one check shares the subject's base: encode it once,
-        // and write each key into one buffer that the command copies.
-        let mut key = self.base(&req.subject);
-        let base = key.len();
-        let deny = KeyKind::Deny(&req.token_id);
-        let plain = match sid {
-            Some(_) if self.inner.near.is_some() => None,
-            Some(sid) => Some(("EXISTS", [KeyKind::Fresh(sid), deny, deny])),
-            None => Some(("MGET", [KeyKind::Ban, deny, KeyKind::NotBefore])),
-        };
-        let touch_ms = millis(req.touch_interval);
-        let decided = match plain {
-            Some((name, kinds)) => {
-                let id_len = req.token_id.len().max(sid.map_or(0, str::len));
-                let mut cmd = Cmd::with_capacity(4, 8 + 3 * (base + 12 + 3 * id_len));
-                cmd.arg(name);
-                for (i, kind) in kinds.into_iter().enumerate() {
-                    // `EXISTS fresh deny deny`: the deny key is written once.
-                    if i == 0 || kinds[i - 1] != kind {
-                        key.truncate(base);
-                        push_key_suffix(&mut key, kind);
-                    }
-                    cmd.arg(key.as_bytes());
-                }
-                let reply = self.query(&cmd).await?;
+    async fn run_check(
+        self,
+        check: PreparedCheck,
+        due: Option<Due>,
+    ) -> Result<Verdict, StoreError> {
+        let (verdict, session_ttl) = match &check.sent {
+            Sent::Plain(cmd) => {
+                let reply = self.send(Outgoing::Command(cmd), due).await?;
                 // Neither answer carries the session's deadline.
-                let verdict = match sid {
-                    Some(_) => (reply == Value::Int(1)).then_some(Verdict::Valid),
-                    None => parse_mget_check(reply, req.issued_at)?,
+                let decided = if check.session {
+                    (reply == Value::Int(1)).then_some(Verdict::Valid)
+                } else {
+                    parse_mget_check(reply, check.args.issued_at)?
                 };
-                verdict.map(|verdict| (verdict, None))
-            }
-            None => None,
-        };
-        let (verdict, session_ttl) = match decided {
-            Some(decided) => decided,
-            None => {
-                let mut inv = CHECK_SCRIPT.prepare_invoke(if sid.is_some() { 7 } else { 3 });
-                for kind in [KeyKind::Ban, deny, KeyKind::NotBefore] {
-                    inv.key(key_in(&key[..base], kind));
-                }
-                if let Some(sid) = sid {
-                    for kind in [
-                        KeyKind::Sessions,
-                        KeyKind::Session(sid),
-                        KeyKind::Ended(sid),
-                        KeyKind::Fresh(sid),
-                    ] {
-                        inv.key(key_in(&key[..base], kind));
+                match decided {
+                    Some(verdict) => (verdict, None),
+                    None => {
+                        // Rare (once per touch interval, or a revoked
+                        // token): its own future keeps this one small.
+                        let script = check.script_after(cmd)?;
+                        let sent = Box::pin(self.send(Outgoing::Script(&script), due));
+                        parse_check(sent.await?)?
                     }
                 }
-                match req.issued_at {
-                    Some(iat) => inv.arg(iat),
-                    None => inv.arg(""),
-                };
-                inv.arg(touch_ms);
-                if let Some(sid) = sid {
-                    inv.arg(encode_key_part(sid))
-                        .arg(millis(req.marker_ttl).max(1));
-                }
-                parse_check(self.eval(inv).await?)?
             }
+            Sent::Script(script) => parse_check(self.send(Outgoing::Script(script), due).await?)?,
         };
-        if let (Some(cache), Some(ticket), Verdict::Valid) = (&self.inner.near, ticket, &verdict) {
+        if let (Some(cache), Some(entry), Verdict::Valid) =
+            (&self.inner.near, check.cache, &verdict)
+        {
             // A session-bound verdict lives no longer than the session's idle
             // deadline and the touch interval (so the next real check slides it).
-            let ttl = req
-                .session_id
-                .as_ref()
-                .map(|_| Duration::from_millis(session_ttl.unwrap_or(0)).min(req.touch_interval));
-            cache.insert(ticket, &req.subject, &req.token_id, ttl);
+            let ttl = entry
+                .touch_interval
+                .map(|touch| Duration::from_millis(session_ttl.unwrap_or(0)).min(touch));
+            cache.insert(entry.ticket, &entry.subject, &entry.token_id, ttl);
         }
         Ok(verdict)
     }
@@ -963,6 +999,108 @@ impl RedisStore {
     pub fn near_cache_stats(&self) -> Option<NearCacheStats> {
         self.inner.near.as_ref().map(|c| c.stats())
     }
+}
+
+/// A check prepared by [`RedisStore::prepare_check`].
+struct PreparedCheck {
+    sent: Sent,
+    /// A session's token (`EXISTS fresh deny deny`), or not (`MGET`).
+    session: bool,
+    args: CheckArgs,
+    /// Where a valid verdict goes, with the near-cache on (boxed: the
+    /// future of a check without it stays smaller).
+    cache: Option<Box<CacheEntry>>,
+}
+
+/// What a check sends first.
+enum Sent {
+    /// `EXISTS` or `MGET`, which decide nearly every check.
+    Plain(Cmd),
+    /// The [`CHECK`] script.
+    Script(Invocation<'static>),
+}
+
+/// The [`CHECK`] script's arguments besides the keys.
+struct CheckArgs {
+    issued_at: Option<u64>,
+    touch_ms: u64,
+    marker_ms: u64,
+}
+
+/// A near-cache entry to make of a valid verdict.
+struct CacheEntry {
+    ticket: Ticket,
+    subject: String,
+    token_id: String,
+    /// A session's token: its verdict lives no longer than this.
+    touch_interval: Option<Duration>,
+}
+
+impl PreparedCheck {
+    /// The script for the check the plain command `cmd` could not decide,
+    /// from the keys written into it (the request is not kept for this
+    /// rare case).
+    fn script_after(&self, cmd: &Cmd) -> Result<Invocation<'static>, StoreError> {
+        let unreadable = || StoreError::Protocol("check: the command's keys are unreadable".into());
+        let mut keys = cmd.args_iter().skip(1).map(|arg| match arg {
+            redis::Arg::Simple(key) => std::str::from_utf8(key).ok(),
+            _ => None,
+        });
+        // `EXISTS fresh deny deny` or `MGET ban deny nbf`.
+        let (first, deny) = match (keys.next(), keys.next()) {
+            (Some(Some(first)), Some(Some(deny))) => (first, deny),
+            _ => return Err(unreadable()),
+        };
+        let base = first
+            .find("}:")
+            .map(|end| &first[..end + 2])
+            .ok_or_else(unreadable)?;
+        let id_in = |key: &str, kind: KeyKind<'_>| {
+            key.strip_prefix(base)
+                .and_then(|key| key.strip_prefix(kind.parts().0))
+                .and_then(decode_key_part)
+                .ok_or_else(unreadable)
+        };
+        let token_id = id_in(deny, KeyKind::Deny(""))?;
+        let sid = match self.session {
+            true => Some(id_in(first, KeyKind::Fresh(""))?),
+            false => None,
+        };
+        Ok(check_script(base, &token_id, sid.as_deref(), &self.args))
+    }
+}
+
+/// The [`CHECK`] script for a token of the subject whose keys start with
+/// `base`.
+fn check_script(
+    base: &str,
+    token_id: &str,
+    sid: Option<&str>,
+    args: &CheckArgs,
+) -> Invocation<'static> {
+    let mut inv = CHECK_SCRIPT.prepare_invoke(if sid.is_some() { 7 } else { 3 });
+    for kind in [KeyKind::Ban, KeyKind::Deny(token_id), KeyKind::NotBefore] {
+        inv.key(key_in(base, kind));
+    }
+    if let Some(sid) = sid {
+        for kind in [
+            KeyKind::Sessions,
+            KeyKind::Session(sid),
+            KeyKind::Ended(sid),
+            KeyKind::Fresh(sid),
+        ] {
+            inv.key(key_in(base, kind));
+        }
+    }
+    match args.issued_at {
+        Some(iat) => inv.arg(iat),
+        None => inv.arg(""),
+    };
+    inv.arg(args.touch_ms);
+    if let Some(sid) = sid {
+        inv.arg(encode_key_part(sid)).arg(args.marker_ms);
+    }
+    inv
 }
 
 /// Where the near-cache subscribes to the events channel.
@@ -1101,8 +1239,24 @@ async fn run_subscriber(
 // ---------------------------------------------------------------------------
 
 impl RevocationStore for RedisStore {
-    fn check(&self, request: CheckRequest) -> StoreFuture<'static, Verdict> {
-        Box::pin(self.clone().check_now(request))
+    fn check(&self, request: &CheckRequest<'_>) -> StoreFuture<'static, Verdict> {
+        let due = match self.inner.backend {
+            #[cfg(feature = "redis-cluster")]
+            Backend::Cluster(_) => None,
+            _ => Due::after(request.deadline),
+        };
+        Box::pin(self.clone().run_check(self.prepare_check(request), due))
+    }
+
+    /// A check's command is bounded by the connection's own per-command
+    /// timeout, set to what is left of the deadline: one timer instead of
+    /// two. Not with a cluster, whose client keeps its own timeouts.
+    fn bounds_check_time(&self) -> bool {
+        match self.inner.backend {
+            #[cfg(feature = "redis-cluster")]
+            Backend::Cluster(_) => false,
+            _ => true,
+        }
     }
 
     fn check_cached(&self, subject: &str, token_id: &str) -> bool {
