@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Paired A/B of goal 2 (or goal 1): the quickstart and the hand-written
+# baseline run at the same time (both pinned to SERVER_CPU, only one loaded
+# at a time), and short wrk runs alternate between them (ABBA order), so
+# that each pair of runs is seconds apart. On a machine whose speed drifts
+# (a shared VM), the median of many such paired ratios is steadier than the
+# ratio of medians of scripts/loadtest.sh, whose modes run a minute apart.
+#
+#   scripts/ab.sh                          # MODE=redis PAIRS=20 DURATION=3s
+#   MODE=stateless PAIRS=30 scripts/ab.sh
+#
+# Environment: MODE (redis: RedisStore against baseline + EXISTS; stateless:
+# STATELESS=1 against the baseline without Redis), PAIRS (20), DURATION
+# (3s), CONNECTIONS (64), SERVER_CPU (0), CLIENT_CPU (1), SKIP_BUILD.
+# Needs: cargo, curl, redis-server, redis-cli, wrk; taskset when present.
+
+set -euo pipefail
+
+MODE=${MODE:-redis}
+PAIRS=${PAIRS:-20}
+DURATION=${DURATION:-3s}
+CONNECTIONS=${CONNECTIONS:-64}
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PIDS=()
+log() { printf '%s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+cleanup() {
+    local pid
+    for pid in ${PIDS[@]+"${PIDS[@]}"}; do kill "$pid" 2>/dev/null || true; done
+    for pid in ${PIDS[@]+"${PIDS[@]}"}; do wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+case "$MODE" in redis | stateless) ;; *) die "MODE is redis or stateless" ;; esac
+for tool in cargo curl redis-server redis-cli wrk; do
+    command -v "$tool" >/dev/null || die "$tool is not installed"
+done
+SERVER_PIN=()
+CLIENT_PIN=()
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+    SERVER_PIN=(taskset -c "$SERVER_CPU")
+    CLIENT_PIN=(taskset -c "$CLIENT_CPU")
+fi
+
+cd "$ROOT"
+if [ -z "${SKIP_BUILD:-}" ]; then
+    log "building release examples..."
+    cargo build --release --example quickstart --example baseline_handwritten >&2
+fi
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps 2>/dev/null \
+    | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+EXAMPLES="${TARGET_DIR:-$ROOT/target}/release/examples"
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+free_port() {
+    local port
+    for _ in $(seq 1 100); do
+        port=$(( 10000 + RANDOM % 20000 ))
+        port_in_use "$port" || { echo "$port"; return 0; }
+    done
+    die "no free port found"
+}
+wait_http() {
+    local deadline=$((SECONDS + 30))
+    until curl -fsS -o /dev/null "$1" 2>/dev/null; do
+        [ "$SECONDS" -lt "$deadline" ] || die "no answer from $1"
+        sleep 0.1
+    done
+}
+
+REDIS_PORT=$(free_port)
+${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"} redis-server --port "$REDIS_PORT" --bind 127.0.0.1 \
+    --save '' --appendonly no >/dev/null 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 50); do redis-cli -p "$REDIS_PORT" PING >/dev/null 2>&1 && break; sleep 0.1; done
+REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+
+# The token: from a RedisStore quickstart (a session in the private Redis).
+QS_ADDR="127.0.0.1:$(free_port)"
+BASE_ADDR="127.0.0.1:$(free_port)"
+QS_ENV=(REDIS_URL="$REDIS_URL")
+BASE_ENV=(REDIS_URL="$REDIS_URL")
+if [ "$MODE" = stateless ]; then
+    LOGIN_ADDR="127.0.0.1:$(free_port)"
+    env QUICKSTART_ADDR="$LOGIN_ADDR" REDIS_URL="$REDIS_URL" ACCESS_TTL_SECS=3600 RUST_LOG=warn \
+        "$EXAMPLES/quickstart" >/dev/null 2>&1 &
+    PIDS+=($!)
+    wait_http "http://$LOGIN_ADDR/health"
+    QS_ENV=(STATELESS=1)
+    BASE_ENV=()
+else
+    LOGIN_ADDR=$QS_ADDR
+fi
+env QUICKSTART_ADDR="$QS_ADDR" ACCESS_TTL_SECS=3600 RUST_LOG=warn ${QS_ENV[@]+"${QS_ENV[@]}"} \
+    ${SERVER_PIN[@]+"${SERVER_PIN[@]}"} "$EXAMPLES/quickstart" >/dev/null 2>&1 &
+QS_PID=$!
+PIDS+=("$QS_PID")
+env BASELINE_ADDR="$BASE_ADDR" ${BASE_ENV[@]+"${BASE_ENV[@]}"} \
+    ${SERVER_PIN[@]+"${SERVER_PIN[@]}"} "$EXAMPLES/baseline_handwritten" >/dev/null 2>&1 &
+BASE_PID=$!
+PIDS+=("$BASE_PID")
+wait_http "http://$QS_ADDR/health"
+wait_http "http://$BASE_ADDR/bare"
+TOKEN=$(curl -fsS -X POST "http://$LOGIN_ADDR/login" -H 'content-type: application/json' \
+    -d '{"username":"alice","password":"alice-pw","device":"ab"}' \
+    | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+[ -n "$TOKEN" ] || die "login failed"
+
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# run ADDR PID: prints "requests cpu_ticks non_2xx".
+run() {
+    local before after out
+    before=$(ticks "$2")
+    out=$(${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"} wrk -t1 -c"$CONNECTIONS" -d"$DURATION" \
+        -H "authorization: Bearer $TOKEN" "http://$1/me")
+    after=$(ticks "$2")
+    echo "$(awk '/requests in/ { print $1 }' <<<"$out") $((after - before)) \
+        $(awk '/Non-2xx/ { print $NF }' <<<"$out")"
+}
+for addr in "$QS_ADDR" "$BASE_ADDR"; do # warm-up
+    ${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"} wrk -t1 -c"$CONNECTIONS" -d2s \
+        -H "authorization: Bearer $TOKEN" "http://$addr/me" >/dev/null
+done
+
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+log "mode $MODE: $PAIRS pairs of ${DURATION} runs (ABBA order)"
+echo "| pair | baseline req | quickstart req | req ratio | baseline CPU µs/req | quickstart CPU µs/req | CPU ratio |"
+echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+RATIOS=()
+CPU_RATIOS=()
+for i in $(seq 1 "$PAIRS"); do
+    if [ $((i % 2)) = 1 ]; then
+        read -r br bt be < <(run "$BASE_ADDR" "$BASE_PID")
+        read -r qr qt qe < <(run "$QS_ADDR" "$QS_PID")
+    else
+        read -r qr qt qe < <(run "$QS_ADDR" "$QS_PID")
+        read -r br bt be < <(run "$BASE_ADDR" "$BASE_PID")
+    fi
+    [ -z "${be:-}" ] && [ -z "${qe:-}" ] || die "non-2xx answers in pair $i (baseline ${be:-0}, quickstart ${qe:-0})"
+    read -r ratio cpu_ratio row < <(awk -v br="$br" -v bt="$bt" -v qr="$qr" -v qt="$qt" -v hz="$CLK_TCK" -v i="$i" 'BEGIN {
+        bc = bt * 1e6 / hz / br; qc = qt * 1e6 / hz / qr
+        printf "%.3f %.3f | %d | %d | %d | %.3f | %.2f | %.2f | %.3f |\n", qr / br, bc / qc, i, br, qr, qr / br, bc, qc, bc / qc }')
+    echo "$row"
+    RATIOS+=("$ratio")
+    CPU_RATIOS+=("$cpu_ratio")
+done
+median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { printf "%.3f", (a[int((NR + 1) / 2)] + a[int(NR / 2) + 1]) / 2 }'; }
+echo
+echo "Quickstart / baseline ($MODE), median of $PAIRS paired ratios: **$(median "${RATIOS[@]}")** by req/s, **$(median "${CPU_RATIOS[@]}")** by server CPU per request."
