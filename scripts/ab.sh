@@ -25,20 +25,13 @@ CLIENT_CPU=${CLIENT_CPU:-1}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PIDS=()
-log() { printf '%s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-cleanup() {
-    local pid
-    for pid in ${PIDS[@]+"${PIDS[@]}"}; do kill "$pid" 2>/dev/null || true; done
-    for pid in ${PIDS[@]+"${PIDS[@]}"}; do wait "$pid" 2>/dev/null || true; done
-}
-trap cleanup EXIT
+# shellcheck source=scripts/common.sh
+. "$ROOT/scripts/common.sh"
+trap stop_all EXIT
 trap 'exit 130' INT TERM
 
 case "$MODE" in redis | stateless) ;; *) die "MODE is redis or stateless" ;; esac
-for tool in cargo curl redis-server redis-cli wrk; do
-    command -v "$tool" >/dev/null || die "$tool is not installed"
-done
+need cargo curl redis-server redis-cli wrk
 SERVER_PIN=()
 CLIENT_PIN=()
 if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
@@ -46,24 +39,8 @@ if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
     CLIENT_PIN=(taskset -c "$CLIENT_CPU")
 fi
 
-cd "$ROOT"
-if [ -z "${SKIP_BUILD:-}" ]; then
-    log "building release examples..."
-    cargo build --release --example quickstart --example baseline_handwritten >&2
-fi
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps 2>/dev/null \
-    | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-EXAMPLES="${TARGET_DIR:-$ROOT/target}/release/examples"
+build_examples quickstart baseline_handwritten
 
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-    local port
-    for _ in $(seq 1 100); do
-        port=$(( 10000 + RANDOM % 20000 ))
-        port_in_use "$port" || { echo "$port"; return 0; }
-    done
-    die "no free port found"
-}
 wait_http() {
     local deadline=$((SECONDS + 30))
     until curl -fsS -o /dev/null "$1" 2>/dev/null; do
@@ -72,12 +49,7 @@ wait_http() {
     done
 }
 
-REDIS_PORT=$(free_port)
-${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"} redis-server --port "$REDIS_PORT" --bind 127.0.0.1 \
-    --save '' --appendonly no >/dev/null 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 50); do redis-cli -p "$REDIS_PORT" PING >/dev/null 2>&1 && break; sleep 0.1; done
-REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+start_redis
 
 # The token: from a RedisStore quickstart (a session in the private Redis).
 QS_ADDR="127.0.0.1:$(free_port)"

@@ -28,41 +28,20 @@ CONNECTIONS=${CONNECTIONS:-16}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tower-jwt-auth-callgrind.XXXXXX")
 PIDS=()
-
-log() { printf '%s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+# shellcheck source=scripts/common.sh
+. "$ROOT/scripts/common.sh"
 
 cleanup() {
-    local pid
-    for pid in ${PIDS[@]+"${PIDS[@]}"}; do kill "$pid" 2>/dev/null || true; done
-    for pid in ${PIDS[@]+"${PIDS[@]}"}; do wait "$pid" 2>/dev/null || true; done
+    stop_all
     if [ -n "${KEEP_LOGS:-}" ]; then log "files kept in $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-for tool in cargo curl redis-server redis-cli wrk valgrind callgrind_control callgrind_annotate; do
-    command -v "$tool" >/dev/null || die "$tool is not installed"
-done
+need cargo curl redis-server redis-cli wrk valgrind callgrind_control callgrind_annotate
 
-cd "$ROOT"
-if [ -z "${SKIP_BUILD:-}" ]; then
-    log "building release examples..."
-    cargo build --release --example quickstart --example baseline_handwritten >&2
-fi
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps 2>/dev/null \
-    | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-EXAMPLES="${TARGET_DIR:-$ROOT/target}/release/examples"
+build_examples quickstart baseline_handwritten
 
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-    local port
-    for _ in $(seq 1 100); do
-        port=$(( 10000 + RANDOM % 20000 ))
-        port_in_use "$port" || { echo "$port"; return 0; }
-    done
-    die "no free port found"
-}
 wait_http() { # url [header]
     local deadline=$((SECONDS + 60))
     until curl -fsS -o /dev/null ${2:+-H "$2"} "$1" 2>/dev/null; do
@@ -71,12 +50,7 @@ wait_http() { # url [header]
     done
 }
 
-REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
-    >"$WORK/redis.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 50); do redis-cli -p "$REDIS_PORT" PING >/dev/null 2>&1 && break; sleep 0.1; done
-REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+REDIS_LOG="$WORK/redis.log" start_redis
 
 # One token with a session, from a quickstart on the private Redis.
 ADDR="127.0.0.1:$(free_port)"

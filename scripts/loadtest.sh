@@ -33,17 +33,11 @@ PIDS=()
 SERVER_PID=""
 REDIS_PORT=""
 
-log() { printf '%s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+# shellcheck source=scripts/common.sh
+. "$ROOT/scripts/common.sh"
 
 cleanup() {
-    local pid
-    for pid in ${SERVER_PID:+"$SERVER_PID"} ${PIDS[@]+"${PIDS[@]}"}; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in ${SERVER_PID:+"$SERVER_PID"} ${PIDS[@]+"${PIDS[@]}"}; do
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_all ${SERVER_PID:+"$SERVER_PID"}
     if [ -n "${KEEP_LOGS:-}" ]; then log "logs kept in $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -61,9 +55,7 @@ if ! command -v wrk >/dev/null; then
         die "wrk is not installed (apt-get install wrk, or brew install wrk)"
     fi
 fi
-for tool in cargo curl redis-server redis-cli wrk; do
-    command -v "$tool" >/dev/null || die "$tool is not installed"
-done
+need cargo curl redis-server redis-cli wrk
 
 SERVER_PIN=()
 CLIENT_PIN=()
@@ -76,32 +68,11 @@ fi
 
 # --- build ---------------------------------------------------------------------
 
-cd "$ROOT"
-if [ -z "${SKIP_BUILD:-}" ]; then
-    log "building release examples..."
-    cargo build --release --example quickstart --example baseline_handwritten --example memory_sizing >&2
-fi
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps 2>/dev/null \
-    | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-EXAMPLES="${TARGET_DIR:-$ROOT/target}/release/examples"
+build_examples quickstart baseline_handwritten memory_sizing
 QUICKSTART="$EXAMPLES/quickstart"
 BASELINE="$EXAMPLES/baseline_handwritten"
-[ -x "$QUICKSTART" ] && [ -x "$BASELINE" ] || die "release examples not found in $EXAMPLES"
 
 # --- helpers ------------------------------------------------------------------
-
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# Below the usual ephemeral range (32768-60999), so that no client socket of
-# wrk or curl holds the port.
-free_port() {
-    local port
-    for _ in $(seq 1 100); do
-        port=$(( 10000 + RANDOM % 20000 ))
-        port_in_use "$port" || { echo "$port"; return 0; }
-    done
-    die "no free port found"
-}
 
 wait_http() { # url; fails when the server exits or does not answer in 30 s
     local deadline=$((SECONDS + 30))
@@ -263,13 +234,7 @@ run() {
 
 # --- Redis --------------------------------------------------------------------
 
-REDIS_PORT=$(free_port)
-${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"} redis-server --port "$REDIS_PORT" --bind 127.0.0.1 \
-    --save "" --appendonly no --dir "$WORK" >"$WORK/redis.log" 2>&1 &
-PIDS+=("$!")
-for _ in $(seq 1 100); do rcli PING >/dev/null 2>&1 && break; sleep 0.1; done
-rcli PING >/dev/null || die "redis-server did not start"
-REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+REDIS_LOG="$WORK/redis.log" start_redis --dir "$WORK"
 
 # --- tokens -------------------------------------------------------------------
 # One session-bound token (a session in the private Redis) for every run but
