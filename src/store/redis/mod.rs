@@ -326,6 +326,10 @@ impl RedisStoreBuilder {
 
     /// How long one command may wait for its reply (default 1 s); on a
     /// cluster, the whole command including its retries and redirections.
+    /// Past it, the call fails with [`StoreError::Unavailable`] and the
+    /// connection is replaced. A request's check is bounded by the layer's
+    /// [`store_deadline`](crate::JwtAuth::store_deadline) when that is
+    /// shorter: then [`StoreError::Timeout`], and the connection is kept.
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
         self.response_timeout = timeout;
         self
