@@ -80,7 +80,7 @@ end
 /// everywhere, `{4, "<SessionEnd code>"}` session ended.
 ///
 /// The authoritative check, and the one that slides a session. A request
-/// first asks Redis one plain command (see `RedisStore::check_now`): for a
+/// first asks Redis one plain command (see `RedisStore::run_check`): for a
 /// token without a session, `MGET` of ban, deny and nbf, which decides; for
 /// a session's token, `EXISTS fresh deny deny`, which decides only that the
 /// token stands (the answer is 1). This script runs when that cannot
