@@ -73,8 +73,7 @@ pub(crate) fn is_b64token(token: &[u8]) -> bool {
 /// `ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/"`, without branches.
 #[inline(always)]
 fn is_b64token_byte(b: u8) -> bool {
-    ((b | 0x20).wrapping_sub(b'a') < 26)
-        | (b.wrapping_sub(b'0') < 10)
+    crate::util::is_alnum(b)
         | (b == b'-')
         | (b == b'.')
         | (b == b'_')

@@ -170,7 +170,7 @@ pub fn precheck(token: &str, max_len: usize) -> Result<TokenParts<'_>, AuthError
 /// `[A-Za-z0-9_-]`, without branches.
 #[inline(always)]
 fn is_b64url(b: u8) -> bool {
-    ((b | 0x20).wrapping_sub(b'a') < 26) | (b.wrapping_sub(b'0') < 10) | (b == b'-') | (b == b'_')
+    crate::util::is_alnum(b) | (b == b'-') | (b == b'_')
 }
 
 fn now_secs() -> u64 {

@@ -64,13 +64,7 @@ fn all_plain(bytes: &[u8]) -> bool {
 /// branches (a unit test holds it to that set).
 #[inline(always)]
 const fn is_plain(b: u8) -> bool {
-    ((b | 0x20).wrapping_sub(b'a') < 26)
-        | (b.wrapping_sub(b'0') < 10)
-        | (b == b'.')
-        | (b == b'_')
-        | (b == b'~')
-        | (b == b'@')
-        | (b == b'-')
+    crate::util::is_alnum(b) | (b == b'.') | (b == b'_') | (b == b'~') | (b == b'@') | (b == b'-')
 }
 
 #[cfg(test)]
