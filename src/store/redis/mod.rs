@@ -898,8 +898,8 @@ impl RedisStore {
         let cache = self.inner.near.as_ref().and_then(|c| {
             Some(Box::new(CacheEntry {
                 ticket: c.ticket(&req.subject)?,
-                subject: req.subject.clone().into_owned(),
-                token_id: req.token_id.clone().into_owned(),
+                subject: req.subject.to_string(),
+                token_id: req.token_id.to_string(),
                 touch_interval: sid.map(|_| req.touch_interval),
             }))
         });
@@ -1244,11 +1244,10 @@ async fn run_subscriber(
 
 impl RevocationStore for RedisStore {
     fn check(&self, request: &CheckRequest<'_>) -> StoreFuture<'static, Verdict> {
-        let due = match self.inner.backend {
-            #[cfg(feature = "redis-cluster")]
-            Backend::Cluster(_) => None,
-            _ => Due::after(request.deadline),
-        };
+        let due = self
+            .bounds_check_time()
+            .then(|| Due::after(request.deadline))
+            .flatten();
         Box::pin(self.clone().run_check(self.prepare_check(request), due))
     }
 
