@@ -197,9 +197,9 @@ return n
 "#;
 
 /// KEYS: ban, sessions, new session, new session's ended marker and fresh
-/// key; ARGV: base,
-/// member, device, refresh hash, max sessions, 'evict' | 'reject', replace
-/// same device '1' | '0', idle ms, lifetime ms, markers ms, channel, subject.
+/// key; ARGV: base, member, device, refresh hash, max sessions, 'evict' |
+/// 'reject', replace same device '1' | '0', idle ms, lifetime ms, markers
+/// ms, channel, subject.
 ///
 /// Reply: `{1, ended members...}` created, `{2, until_secs | -1}` banned,
 /// `{3}` limit reached.
@@ -338,9 +338,7 @@ end
 if presented == gen and ARGV[4] == h[5] then
   local idle = tonumber(ARGV[6])
   redis.call('HSET', KEYS[2], 'gen', num(gen + 1), 'rt', ARGV[5], 'idle', num(idle), 'last', num(now))
-  local abs = tonumber(h[2])
-  local ttl = num(math.max(1, math.min(idle, abs - now)))
-  redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('PEXPIRE', KEYS[2], num(math.max(1, math.min(idle, tonumber(h[2]) - now))))
   -- The idle timeout may have changed: the next check sets `fresh` anew.
   redis.call('DEL', KEYS[4])
   return {1, gen + 1}
