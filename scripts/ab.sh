@@ -41,14 +41,6 @@ fi
 
 build_examples quickstart baseline_handwritten
 
-wait_http() {
-    local deadline=$((SECONDS + 30))
-    until curl -fsS -o /dev/null "$1" 2>/dev/null; do
-        [ "$SECONDS" -lt "$deadline" ] || die "no answer from $1"
-        sleep 0.1
-    done
-}
-
 start_redis
 
 # The token: from a RedisStore quickstart (a session in the private Redis).
@@ -61,7 +53,7 @@ if [ "$MODE" = stateless ]; then
     env QUICKSTART_ADDR="$LOGIN_ADDR" REDIS_URL="$REDIS_URL" ACCESS_TTL_SECS=3600 RUST_LOG=warn \
         "$EXAMPLES/quickstart" >/dev/null 2>&1 &
     PIDS+=($!)
-    wait_http "http://$LOGIN_ADDR/health"
+    wait_for_http "http://$LOGIN_ADDR/health"
     QS_ENV=(STATELESS=1)
     BASE_ENV=()
 else
@@ -75,8 +67,8 @@ env BASELINE_ADDR="$BASE_ADDR" ${BASE_ENV[@]+"${BASE_ENV[@]}"} \
     ${SERVER_PIN[@]+"${SERVER_PIN[@]}"} "$EXAMPLES/baseline_handwritten" >/dev/null 2>&1 &
 BASE_PID=$!
 PIDS+=("$BASE_PID")
-wait_http "http://$QS_ADDR/health"
-wait_http "http://$BASE_ADDR/bare"
+wait_for_http "http://$QS_ADDR/health"
+wait_for_http "http://$BASE_ADDR/bare"
 TOKEN=$(curl -fsS -X POST "http://$LOGIN_ADDR/login" -H 'content-type: application/json' \
     -d '{"username":"alice","password":"alice-pw","device":"ab"}' \
     | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')

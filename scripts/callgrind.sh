@@ -42,14 +42,6 @@ need cargo curl redis-server redis-cli wrk valgrind callgrind_control callgrind_
 
 build_examples quickstart baseline_handwritten
 
-wait_http() { # url [header]
-    local deadline=$((SECONDS + 60))
-    until curl -fsS -o /dev/null ${2:+-H "$2"} "$1" 2>/dev/null; do
-        [ "$SECONDS" -lt "$deadline" ] || die "no answer from $1"
-        sleep 0.2
-    done
-}
-
 REDIS_LOG="$WORK/redis.log" start_redis
 
 # One token with a session, from a quickstart on the private Redis.
@@ -58,7 +50,7 @@ env QUICKSTART_ADDR="$ADDR" REDIS_URL="$REDIS_URL" ACCESS_TTL_SECS=3600 RUST_LOG
     "$EXAMPLES/quickstart" >"$WORK/login.log" 2>&1 &
 LOGIN_PID=$!
 PIDS+=("$LOGIN_PID")
-wait_http "http://$ADDR/health"
+wait_for_http "http://$ADDR/health"
 TOKEN=$(curl -fsS -X POST "http://$ADDR/login" -H 'content-type: application/json' \
     -d '{"username":"alice","password":"alice-pw","device":"callgrind"}' \
     | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
@@ -74,7 +66,7 @@ measure() {
         --callgrind-out-file="$WORK/$name.%p" "$bin" >"$WORK/$name.log" 2>&1 &
     pid=$!
     PIDS+=("$pid")
-    wait_http "http://$addr/me" "authorization: Bearer $TOKEN"
+    wait_for_http "http://$addr/me" "authorization: Bearer $TOKEN"
     wrk -t1 -c"$CONNECTIONS" -d"$WARMUP" -H "authorization: Bearer $TOKEN" "http://$addr/me" >/dev/null
     callgrind_control -i on "$pid" >/dev/null
     callgrind_control -z "$pid" >/dev/null

@@ -33,6 +33,16 @@ free_port() {
     die "no free port found"
 }
 
+# wait_for_http URL [HEADER]: until URL answers 2xx (with HEADER sent), for
+# up to 60 s (a server under valgrind starts slowly).
+wait_for_http() {
+    local deadline=$((SECONDS + 60))
+    until curl -fsS -o /dev/null ${2:+-H "$2"} "$1" 2>/dev/null; do
+        [ "$SECONDS" -lt "$deadline" ] || die "no answer from $1"
+        sleep 0.1
+    done
+}
+
 # build_examples NAME...: builds these release examples (unless SKIP_BUILD is
 # set) and sets EXAMPLES to the folder they are in.
 build_examples() {
