@@ -1,21 +1,23 @@
 //! Role and scope checks after authentication: 403 `insufficient_scope`
 //! ([RFC 6750 §3.1](https://www.rfc-editor.org/rfc/rfc6750#section-3.1)).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{Request, Response};
+use http::{Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::claims::Authenticated;
-use crate::error::{AuthError, ErrorKind};
-use crate::layer::{Inner, JwtAuth};
+use crate::claims::{Anonymous, Authenticated};
+use crate::error::AuthError;
+use crate::layer::JwtAuth;
 
 type Predicate<C> = Arc<dyn Fn(&Authenticated<C>) -> bool + Send + Sync>;
 
@@ -23,7 +25,13 @@ type Predicate<C> = Arc<dyn Fn(&Authenticated<C>) -> bool + Send + Sync>;
 /// predicate get 403 `insufficient_scope`. Apply it inside (after) [`JwtAuth`],
 /// e.g. with axum's `route_layer`.
 ///
-/// Made by [`JwtAuth::require`], so rejections render like the layer's own.
+/// Made by [`JwtAuth::require`] (or [`JwtAuth::required`]). Rejections render
+/// like those of the [`JwtAuth`] that ran before it, with its error handler.
+///
+/// The guard must run after the auth layer. In the wrong order
+/// (`.layer(auth).layer(guard)` in axum, where the last layer runs first),
+/// no layer has run when the guard sees the request: that is a configuration
+/// error, answered with 500 and logged (once) as such, never a silent 401.
 ///
 /// # Example
 ///
@@ -42,8 +50,8 @@ type Predicate<C> = Arc<dyn Fn(&Authenticated<C>) -> bool + Send + Sync>;
 /// ```
 pub struct RequireLayer<C> {
     predicate: Predicate<C>,
-    what: &'static str,
-    config: Arc<Inner>,
+    what: Cow<'static, str>,
+    misordered_logged: Arc<AtomicBool>,
     _claims: PhantomData<fn() -> C>,
 }
 
@@ -51,8 +59,8 @@ impl<C> Clone for RequireLayer<C> {
     fn clone(&self) -> Self {
         Self {
             predicate: self.predicate.clone(),
-            what: self.what,
-            config: self.config.clone(),
+            what: self.what.clone(),
+            misordered_logged: self.misordered_logged.clone(),
             _claims: PhantomData,
         }
     }
@@ -68,19 +76,49 @@ impl<C> fmt::Debug for RequireLayer<C> {
 
 impl<C> JwtAuth<C> {
     /// A layer that lets through only requests whose claims satisfy
-    /// `predicate`; others get 403 with `error_description` "`what` required".
-    /// A request without claims (layer missing, or [`optional`](Self::optional)
-    /// without token) gets 401.
-    pub fn require<F>(&self, what: &'static str, predicate: F) -> RequireLayer<C>
+    /// `predicate`; others get 403 with `error_description` "`what`
+    /// required". A request that an [`optional`](Self::optional) layer let
+    /// through without a token gets 401.
+    pub fn require<F>(&self, what: impl Into<Cow<'static, str>>, predicate: F) -> RequireLayer<C>
     where
         F: Fn(&Authenticated<C>) -> bool + Send + Sync + 'static,
     {
         RequireLayer {
             predicate: Arc::new(predicate),
-            what,
-            config: self.inner.clone(),
+            what: what.into(),
+            misordered_logged: Arc::default(),
             _claims: PhantomData,
         }
+    }
+
+    /// A guard that lets through only requests with a verified token: the
+    /// one way to mix public and protected routes on one router. Put the
+    /// layer, [`optional`](Self::optional), on the whole router, and this
+    /// guard on the routes that need a token (401 without one).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use axum::{routing::get, Router};
+    /// use tower_jwt_auth::{Claims, JwtAuth, Keys};
+    ///
+    /// #[derive(Clone, serde::Deserialize)]
+    /// struct MyClaims { sub: String }
+    ///
+    /// let auth = JwtAuth::<MyClaims>::new(Keys::hs256(b"a secret of at least thirty-two bytes!").unwrap());
+    /// let protected = Router::new()
+    ///     .route("/me", get(|Claims(c): Claims<MyClaims>| async move { c.sub }))
+    ///     .route_layer(auth.required());
+    /// let app: Router = Router::new()
+    ///     // Anyone; a token, when sent, must be valid.
+    ///     .route("/", get(|c: Option<Claims<MyClaims>>| async move {
+    ///         c.map_or("hello, stranger".to_owned(), |Claims(c)| format!("hello, {}", c.sub))
+    ///     }))
+    ///     .merge(protected)
+    ///     .layer(auth.optional(true));
+    /// ```
+    pub fn required(&self) -> RequireLayer<C> {
+        self.require("authentication", |_| true)
     }
 }
 
@@ -123,18 +161,18 @@ impl<S, C, B, ResBody> Service<Request<B>> for RequireService<S, C>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
     C: Send + Sync + 'static,
-    ResBody: From<String>,
+    ResBody: From<String> + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = RequireFuture<S::Future>;
+    type Future = RequireFuture<S::Future, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let err = match req.extensions().get::<Authenticated<C>>() {
+        let (err, layer) = match req.extensions().get::<Authenticated<C>>() {
             Some(auth) if (self.layer.predicate)(auth) => {
                 return RequireFuture {
                     kind: Kind::Inner {
@@ -142,13 +180,50 @@ where
                     },
                 }
             }
-            Some(_) => AuthError::insufficient_scope(format!("{} required", self.layer.what)),
-            None => AuthError::new(ErrorKind::MissingToken, "authentication required"),
+            Some(auth) => (
+                AuthError::insufficient_scope(format!("{} required", self.layer.what)),
+                auth.layer.clone(),
+            ),
+            None => match req.extensions().get::<Anonymous>() {
+                Some(Anonymous(layer)) => {
+                    (AuthError::authentication_required(), Some(layer.clone()))
+                }
+                None => return self.misordered(),
+            },
         };
         tracing::info!(kind = ?err.kind(), "request rejected: {}", err.description());
+        let response = match layer {
+            Some(layer) => layer.render(&err),
+            None => err.to_response("api").map(ResBody::from),
+        };
         RequireFuture {
             kind: Kind::Rejected {
-                response: Some(self.layer.config.render(&err)),
+                response: Some(response),
+            },
+        }
+    }
+}
+
+impl<S, C> RequireService<S, C> {
+    /// No `JwtAuth<C>` ran before this guard: the layers are in the wrong
+    /// order, or the route has no auth layer. A configuration error (500),
+    /// logged once per guard.
+    fn misordered<ResBody: From<String>, F>(&self) -> RequireFuture<F, ResBody> {
+        let message = format!(
+            "RequireLayer (\"{}\") saw a request that no JwtAuth<{}> authenticated: apply the \
+             guard inside the auth layer (axum: `.route_layer(guard)` on the routes, then \
+             `.layer(auth)`; the last `.layer` runs first)",
+            self.layer.what,
+            std::any::type_name::<C>()
+        );
+        if !self.layer.misordered_logged.swap(true, Ordering::Relaxed) {
+            tracing::error!("{message}");
+        }
+        let mut response = Response::new(ResBody::from(message));
+        *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        RequireFuture {
+            kind: Kind::Rejected {
+                response: Some(response),
             },
         }
     }
@@ -156,30 +231,29 @@ where
 
 pin_project! {
     /// Response future for [`RequireService`].
-    pub struct RequireFuture<F> {
+    pub struct RequireFuture<F, ResBody> {
         #[pin]
-        kind: Kind<F>,
+        kind: Kind<F, ResBody>,
     }
 }
 
 pin_project! {
     #[project = KindProj]
-    enum Kind<F> {
+    enum Kind<F, ResBody> {
         Inner { #[pin] future: F },
-        Rejected { response: Option<Response<String>> },
+        Rejected { response: Option<Response<ResBody>> },
     }
 }
 
-impl<F> fmt::Debug for RequireFuture<F> {
+impl<F, ResBody> fmt::Debug for RequireFuture<F, ResBody> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequireFuture").finish_non_exhaustive()
     }
 }
 
-impl<F, ResBody, E> Future for RequireFuture<F>
+impl<F, ResBody, E> Future for RequireFuture<F, ResBody>
 where
     F: Future<Output = Result<Response<ResBody>, E>>,
-    ResBody: From<String>,
 {
     type Output = Result<Response<ResBody>, E>;
 
@@ -188,8 +262,7 @@ where
             KindProj::Inner { future } => future.poll(cx),
             KindProj::Rejected { response } => Poll::Ready(Ok(response
                 .take()
-                .expect("RequireFuture polled after completion")
-                .map(ResBody::from))),
+                .expect("RequireFuture polled after completion"))),
         }
     }
 }

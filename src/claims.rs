@@ -3,8 +3,12 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
+use jsonwebtoken::Algorithm;
 use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::layer::Inner;
 
 /// The registered claims of a verified token.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -33,6 +37,8 @@ pub struct RegisteredClaims {
 ///
 /// With axum, take it with the [`Claims`] extractor (or this type itself);
 /// without axum, read it with `req.extensions().get::<Authenticated<C>>()`.
+/// The claims type must be `Clone` for the extractors, and must be the very
+/// type of the [`JwtAuth<C>`](crate::JwtAuth) that ran.
 #[derive(Clone)]
 pub struct Authenticated<C> {
     /// The application's typed claims.
@@ -42,6 +48,13 @@ pub struct Authenticated<C> {
     /// The hex SHA-256 of the token when it has no `jti` (and a store needs
     /// an id); empty otherwise.
     pub(crate) token_id: String,
+    /// The header's `alg`.
+    pub(crate) alg: Algorithm,
+    /// The header's `kid`.
+    pub(crate) kid: Option<String>,
+    /// The configuration of the layer that accepted the token, so that a
+    /// role guard renders its rejections the way that layer does.
+    pub(crate) layer: Option<Arc<Inner>>,
 }
 
 impl<C: fmt::Debug> fmt::Debug for Authenticated<C> {
@@ -68,13 +81,32 @@ impl<C> Authenticated<C> {
     pub fn session_id(&self) -> Option<&str> {
         self.registered.sid.as_deref()
     }
+
+    /// The algorithm the token was signed with (header `alg`).
+    pub fn alg(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// The key id the token named (header `kid`), if any.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
 }
+
+/// Put into a request's extensions by a [`JwtAuth`](crate::JwtAuth) that
+/// let it through without a token ([`optional`](crate::JwtAuth::optional)):
+/// the extractors answer `None` then, and a role guard 401.
+#[derive(Clone)]
+pub(crate) struct Anonymous(pub(crate) Arc<Inner>);
 
 /// Extractor for the typed claims of the request's verified token.
 ///
-/// Rejects with 500 and "Is `JwtAuth` applied to this route?" when the layer
-/// did not run. `Option<Claims<C>>` is `None` instead (for routes behind
-/// [`JwtAuth::optional`](crate::JwtAuth::optional)).
+/// `C` must be `Clone` and must be the claims type of the
+/// [`JwtAuth<C>`](crate::JwtAuth) that runs on the route: without one, the
+/// extractor (and `Option<Claims<C>>` too) rejects with a 500 whose message
+/// names both types ([`ClaimsRejection`]). Behind an
+/// [`optional`](crate::JwtAuth::optional) layer, `Option<Claims<C>>` is
+/// `None` for a request without a token, and `Claims<C>` answers 401.
 ///
 /// # Example
 ///
@@ -169,6 +201,43 @@ fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error
     }
 }
 
+/// The claims types of every [`JwtAuth`](crate::JwtAuth) built in this
+/// process, to name them when an extractor asks for another one.
+static CLAIMS_TYPES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+
+pub(crate) fn register_claims_type<C>() {
+    let name = std::any::type_name::<C>();
+    let mut types = CLAIMS_TYPES.lock().unwrap_or_else(|e| e.into_inner());
+    if !types.contains(&name) {
+        types.push(name);
+    }
+}
+
+/// Why no claims of the wanted type are in a request, logged once per type.
+pub(crate) fn missing_claims_message<C>() -> String {
+    static LOGGED: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let wanted = std::any::type_name::<C>();
+    let layers = CLAIMS_TYPES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|t| format!("JwtAuth<{t}>"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let message = format!(
+        "no verified claims of type `{wanted}` in this request. Is `JwtAuth<{wanted}>` applied \
+         to this route? Claims<C> and Authenticated<C> must name the claims type of the \
+         JwtAuth that runs (built in this process: {})",
+        if layers.is_empty() { "none" } else { &layers }
+    );
+    let mut logged = LOGGED.lock().unwrap_or_else(|e| e.into_inner());
+    if !logged.contains(&wanted) {
+        logged.push(wanted);
+        tracing::error!("{message}");
+    }
+    message
+}
+
 #[cfg(feature = "axum")]
 mod extract {
     use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
@@ -176,27 +245,87 @@ mod extract {
     use http::request::Parts;
     use http::StatusCode;
 
-    use super::{Authenticated, Claims};
+    use std::sync::Arc;
 
-    /// Rejection of [`Claims`] and [`Authenticated`] when the layer did not run.
-    #[derive(Debug, Clone, Copy, Default)]
-    #[non_exhaustive]
-    pub struct MissingAuthLayer;
+    use super::{missing_claims_message, Anonymous, Authenticated, Claims};
+    use crate::error::AuthError;
+    use crate::layer::Inner;
 
-    impl std::fmt::Display for MissingAuthLayer {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str(
-                "missing authenticated claims for this claims type. Is `JwtAuth` applied to this route?",
-            )
+    /// Rejection of [`Claims`] and [`Authenticated`] (and of their `Option`).
+    ///
+    /// - No [`JwtAuth`](crate::JwtAuth) of the same claims type ran: a
+    ///   configuration error, answered with 500. The message names the wanted
+    ///   type and the claims types of the layers built in this process, and
+    ///   is logged once per type.
+    /// - An [`optional`](crate::JwtAuth::optional) layer let the request
+    ///   through without a token, and the handler requires claims: 401, as
+    ///   that layer renders it.
+    pub struct ClaimsRejection {
+        kind: Kind,
+    }
+
+    enum Kind {
+        Misconfigured(String),
+        Anonymous(Arc<Inner>),
+    }
+
+    impl ClaimsRejection {
+        fn misconfigured<C>() -> Self {
+            Self {
+                kind: Kind::Misconfigured(missing_claims_message::<C>()),
+            }
+        }
+
+        /// Whether this is the configuration error (500) rather than a
+        /// request without a token (401).
+        pub fn is_misconfigured(&self) -> bool {
+            matches!(self.kind, Kind::Misconfigured(_))
         }
     }
 
-    impl std::error::Error for MissingAuthLayer {}
+    impl std::fmt::Debug for ClaimsRejection {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_tuple("ClaimsRejection")
+                .field(&self.to_string())
+                .finish()
+        }
+    }
 
-    impl IntoResponse for MissingAuthLayer {
+    impl std::fmt::Display for ClaimsRejection {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match &self.kind {
+                Kind::Misconfigured(message) => f.write_str(message),
+                Kind::Anonymous(_) => f.write_str("authentication required"),
+            }
+        }
+    }
+
+    impl std::error::Error for ClaimsRejection {}
+
+    impl IntoResponse for ClaimsRejection {
         fn into_response(self) -> Response {
-            tracing::error!("{self}");
-            (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
+            match self.kind {
+                Kind::Misconfigured(message) => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, message).into_response()
+                }
+                Kind::Anonymous(layer) => layer.render(&AuthError::authentication_required()),
+            }
+        }
+    }
+
+    /// The request's claims of type `C`: `Ok(Some)`, or what to answer
+    /// when a handler requires them and they are not there.
+    fn find<C: Clone + Send + Sync + 'static>(
+        parts: &Parts,
+    ) -> Result<Result<&Authenticated<C>, ClaimsRejection>, ClaimsRejection> {
+        match parts.extensions.get::<Authenticated<C>>() {
+            Some(auth) => Ok(Ok(auth)),
+            None => match parts.extensions.get::<Anonymous>() {
+                Some(Anonymous(layer)) => Ok(Err(ClaimsRejection {
+                    kind: Kind::Anonymous(layer.clone()),
+                })),
+                None => Err(ClaimsRejection::misconfigured::<C>()),
+            },
         }
     }
 
@@ -205,14 +334,10 @@ mod extract {
         S: Send + Sync,
         C: Clone + Send + Sync + 'static,
     {
-        type Rejection = MissingAuthLayer;
+        type Rejection = ClaimsRejection;
 
         async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-            parts
-                .extensions
-                .get::<Authenticated<C>>()
-                .map(|a| Claims(a.claims.clone()))
-                .ok_or(MissingAuthLayer)
+            find::<C>(parts)?.map(|a| Claims(a.claims.clone()))
         }
     }
 
@@ -221,16 +346,13 @@ mod extract {
         S: Send + Sync,
         C: Clone + Send + Sync + 'static,
     {
-        type Rejection = std::convert::Infallible;
+        type Rejection = ClaimsRejection;
 
         async fn from_request_parts(
             parts: &mut Parts,
             _: &S,
         ) -> Result<Option<Self>, Self::Rejection> {
-            Ok(parts
-                .extensions
-                .get::<Authenticated<C>>()
-                .map(|a| Claims(a.claims.clone())))
+            Ok(find::<C>(parts)?.ok().map(|a| Claims(a.claims.clone())))
         }
     }
 
@@ -239,14 +361,10 @@ mod extract {
         S: Send + Sync,
         C: Clone + Send + Sync + 'static,
     {
-        type Rejection = MissingAuthLayer;
+        type Rejection = ClaimsRejection;
 
         async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-            parts
-                .extensions
-                .get::<Authenticated<C>>()
-                .cloned()
-                .ok_or(MissingAuthLayer)
+            find::<C>(parts)?.cloned()
         }
     }
 
@@ -255,16 +373,16 @@ mod extract {
         S: Send + Sync,
         C: Clone + Send + Sync + 'static,
     {
-        type Rejection = std::convert::Infallible;
+        type Rejection = ClaimsRejection;
 
         async fn from_request_parts(
             parts: &mut Parts,
             _: &S,
         ) -> Result<Option<Self>, Self::Rejection> {
-            Ok(parts.extensions.get::<Authenticated<C>>().cloned())
+            Ok(find::<C>(parts)?.ok().cloned())
         }
     }
 }
 
 #[cfg(feature = "axum")]
-pub use extract::MissingAuthLayer;
+pub use extract::ClaimsRejection;

@@ -44,8 +44,11 @@ pub enum ErrorKind {
     BadSignature,
     /// Past `exp` (plus leeway).
     Expired,
-    /// Before `nbf` (minus leeway).
+    /// Before `nbf`, or `iat` in the future (beyond the leeway).
     NotYetValid,
+    /// `exp - iat` (or `exp - now` without `iat`) is longer than
+    /// [`JwtAuth::max_token_lifetime`](crate::JwtAuth::max_token_lifetime).
+    LifetimeTooLong,
     /// `iss` missing or not accepted.
     WrongIssuer,
     /// `aud` missing or not accepted.
@@ -111,6 +114,11 @@ impl AuthError {
     /// A rejection with `insufficient_scope` (403) and this description.
     pub fn insufficient_scope(description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorKind::InsufficientScope, description)
+    }
+
+    /// 401 without an error code: a route that needs a token got none.
+    pub(crate) fn authentication_required() -> Self {
+        Self::new(ErrorKind::MissingToken, "authentication required")
     }
 
     pub(crate) fn revoked(reason: RevocationReason) -> Self {

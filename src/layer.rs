@@ -1,5 +1,6 @@
 //! The layer, its service and its response future.
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
@@ -24,7 +25,14 @@ use crate::store::{CheckRequest, LimitPolicy, RevocationStore, StoreError, Store
 use crate::verify::{RegisteredClaim, Rules};
 
 type Validator<C> = Arc<dyn Fn(&Authenticated<C>) -> Result<(), AuthError> + Send + Sync>;
-type ErrorHandler = Arc<dyn Fn(&AuthError) -> Response<String> + Send + Sync>;
+/// A response body of any type, told apart again by downcasting when the
+/// service knows its own body type.
+type AnyBody = Box<dyn Any + Send>;
+type ErrorHandler = Arc<dyn Fn(&AuthError) -> Response<AnyBody> + Send + Sync>;
+
+/// How long a store keeps an entry that must never wear off (a deny entry of
+/// a token without `exp`): 100 years, the longest a ban can be.
+pub(crate) const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// What the layer does when the revocation store cannot answer in time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -225,10 +233,28 @@ impl Clone for Inner {
 }
 
 impl Inner {
-    pub(crate) fn render(&self, err: &AuthError) -> Response<String> {
+    /// The rejection response for `err`: the error handler's, when its body
+    /// is the service's body type (or a `String`), else the default one.
+    pub(crate) fn render<B: From<String> + 'static>(&self, err: &AuthError) -> Response<B> {
         let mut response = match &self.error_handler {
-            Some(handler) => handler(err),
-            None => err.to_response(&self.realm),
+            Some(handler) => {
+                let (parts, body) = handler(err).into_parts();
+                match body.downcast::<B>() {
+                    Ok(body) => Response::from_parts(parts, *body),
+                    Err(body) => match body.downcast::<String>() {
+                        Ok(body) => Response::from_parts(parts, B::from(*body)),
+                        Err(_) => {
+                            tracing::error!(
+                                body = std::any::type_name::<B>(),
+                                "JwtAuth error handler: its response body is neither the \
+                                 service's body type nor a String; the default response is sent"
+                            );
+                            err.to_response(&self.realm).map(B::from)
+                        }
+                    },
+                }
+            }
+            None => err.to_response(&self.realm).map(B::from),
         };
         response.extensions_mut().insert(err.clone());
         response
@@ -236,6 +262,45 @@ impl Inner {
 
     pub(crate) fn leeway(&self) -> Duration {
         Duration::from_secs(self.rules.leeway)
+    }
+
+    /// Sign `claims` with the configured signing key, `kid` and `typ`: the
+    /// one place tokens are signed ([`Sessions`](crate::Sessions) and the
+    /// test kit).
+    pub(crate) fn sign(
+        &self,
+        claims: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<String, SignError> {
+        let sign = self.keys.sign.as_ref().ok_or(SignError::NoSigningKey)?;
+        let mut header = jsonwebtoken::Header::new(sign.algorithm);
+        header.kid = sign.kid.clone();
+        header.typ = Some(self.rules.typ.clone().unwrap_or_else(|| "JWT".to_owned()));
+        jsonwebtoken::encode(&header, claims, &sign.key).map_err(SignError::Failed)
+    }
+
+    /// The longest lifetime any accepted token can have.
+    pub(crate) fn max_lifetime(&self) -> Duration {
+        self.max_token_lifetime.max(self.sessions.access_ttl)
+    }
+
+    fn sync_max_lifetime(&mut self) {
+        self.rules.max_lifetime = self.max_lifetime().as_secs();
+    }
+
+    /// How long a deny entry for a token with this `exp` must live: until
+    /// `exp` plus the leeway (`None`: already past, nothing to keep). Never
+    /// longer than any token the verifier accepts can live, and, for a token
+    /// without `exp` (accepted only when `exp` is not required), for as long as
+    /// a store keeps anything ([`FOREVER`]).
+    pub(crate) fn deny_ttl(&self, exp: Option<u64>, now_ms: u64) -> Option<Duration> {
+        let Some(exp) = exp else {
+            return Some(FOREVER);
+        };
+        let until_ms = exp.saturating_add(self.rules.leeway).saturating_mul(1000);
+        let left = until_ms.checked_sub(now_ms).filter(|&ms| ms > 0)?;
+        // An accepted token has exp <= iat + max_lifetime and iat <= now + leeway.
+        let longest = self.max_lifetime() + self.leeway() * 2;
+        Some(Duration::from_millis(left).min(longest))
     }
 
     /// How long session-end markers are kept: as long as an access token of the
@@ -250,7 +315,7 @@ impl Inner {
         self.rules
             .required
             .contains(&RegisteredClaim::Exp)
-            .then(|| self.max_token_lifetime.max(self.sessions.access_ttl) + self.leeway())
+            .then(|| self.max_lifetime() + self.leeway())
     }
 }
 
@@ -364,6 +429,7 @@ impl<C> JwtAuth<C> {
     /// consecutive failures for 1 s.
     pub fn new(keys: Keys) -> Self {
         ensure_crypto_provider();
+        crate::claims::register_claims_type::<C>();
         Self {
             inner: Arc::new(Inner {
                 keys,
@@ -477,17 +543,30 @@ impl<C> JwtAuth<C> {
             Arc::new(Breaker::new(failures, cooldown)))
     }
 
-    /// The longest lifetime of any accepted token (default 24 h): a
-    /// "log out everywhere" mark is kept this long (plus leeway).
+    /// The longest lifetime of any accepted token (default 24 h): a token
+    /// whose `exp - iat` (or `exp - now` without `iat`) is longer is refused
+    /// with 401 `invalid_token`, and a "log out everywhere" mark is kept this
+    /// long (plus leeway). Raised to [`access_token_ttl`](Self::access_token_ttl)
+    /// when that is longer, so the layer's own tokens always pass.
+    ///
+    /// A token without `iat` is held to `exp - now`: an issuer that omits
+    /// `iat` must not mint tokens that live longer than this, or a "log out
+    /// everywhere" mark can wear off before they expire.
     #[must_use]
     pub fn max_token_lifetime(self, lifetime: Duration) -> Self {
-        setter!(self, |i| i.max_token_lifetime = lifetime)
+        setter!(self, |i| {
+            i.max_token_lifetime = lifetime;
+            i.sync_max_lifetime();
+        })
     }
 
     /// Lifetime of access tokens issued by [`Sessions`](crate::Sessions) (default 15 min).
     #[must_use]
     pub fn access_token_ttl(self, ttl: Duration) -> Self {
-        setter!(self, |i| i.sessions.access_ttl = ttl)
+        setter!(self, |i| {
+            i.sessions.access_ttl = ttl;
+            i.sync_max_lifetime();
+        })
     }
 
     /// At most `n` live sessions per subject (default 0: no limit).
@@ -529,13 +608,40 @@ impl<C> JwtAuth<C> {
     }
 
     /// Render rejections with your own function instead of the RFC 6750 JSON
-    /// response. The [`AuthError`] is still added to the response's extensions.
+    /// response. The [`AuthError`] is still added to the response's
+    /// extensions, and [`require`](Self::require) guards behind this layer
+    /// render with it too.
+    ///
+    /// The handler returns an `http::Response` with the body type of the
+    /// service the layer wraps (with axum: anything `.into_response()`
+    /// gives), or with a `String` body, which any body type that is
+    /// `From<String>` takes.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use axum::{http::StatusCode, response::IntoResponse, routing::get, Json, Router};
+    /// use tower_jwt_auth::{JwtAuth, Keys};
+    ///
+    /// #[derive(Clone, serde::Deserialize)]
+    /// struct MyClaims {}
+    ///
+    /// let auth = JwtAuth::<MyClaims>::new(Keys::hs256(b"a secret of at least thirty-two bytes!").unwrap())
+    ///     .with_error_handler(|err| {
+    ///         let body = Json(serde_json::json!({ "message": err.description() }));
+    ///         (err.status(), body).into_response()
+    ///     });
+    /// let app: Router = Router::new().route("/", get(|| async { "hi" })).layer(auth);
+    /// ```
     #[must_use]
-    pub fn with_error_handler<F>(self, handler: F) -> Self
+    pub fn with_error_handler<F, B>(self, handler: F) -> Self
     where
-        F: Fn(&AuthError) -> Response<String> + Send + Sync + 'static,
+        F: Fn(&AuthError) -> Response<B> + Send + Sync + 'static,
+        B: Send + 'static,
     {
-        setter!(self, |i| i.error_handler = Some(Arc::new(handler)))
+        let handler: ErrorHandler =
+            Arc::new(move |err| handler(err).map(|body| Box::new(body) as AnyBody));
+        setter!(self, |i| i.error_handler = Some(handler))
     }
 
     /// Validate the claims further after the signature and registered claims
@@ -548,6 +654,12 @@ impl<C> JwtAuth<C> {
     {
         self.validator = Some(Arc::new(validator));
         self
+    }
+
+    /// Verify (and sign) with these keys instead.
+    #[must_use]
+    pub fn with_keys(self, keys: Keys) -> Self {
+        setter!(self, |i| i.keys = keys)
     }
 
     /// The keys (e.g. to check [`Keys::can_sign`]).
@@ -587,17 +699,9 @@ impl<C> JwtAuth<C> {
         exp: Option<u64>,
     ) -> Result<(), StoreError> {
         let store = self.require_store()?;
-        let ttl = match exp {
-            Some(exp) => {
-                let until_ms = exp.saturating_add(self.inner.rules.leeway) * 1000;
-                let now_ms = crate::store::unix_millis();
-                if until_ms <= now_ms {
-                    // Past exp + leeway the token is refused anyway: nothing to write.
-                    return Ok(());
-                }
-                Duration::from_millis(until_ms - now_ms)
-            }
-            None => self.inner.max_token_lifetime + self.inner.leeway(),
+        let Some(ttl) = self.inner.deny_ttl(exp, crate::store::unix_millis()) else {
+            // Past exp + leeway the token is refused anyway: nothing to write.
+            return Ok(());
         };
         store.deny_token(subject, token_id, ttl).await
     }
@@ -664,6 +768,13 @@ impl<C: DeserializeOwned> JwtAuth<C> {
     }
 }
 
+/// Why [`Inner::sign`] failed.
+#[derive(Debug)]
+pub(crate) enum SignError {
+    NoSigningKey,
+    Failed(jsonwebtoken::errors::Error),
+}
+
 /// Why [`JwtAuth::revoke`] failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -722,7 +833,7 @@ impl<S, C, B, ResBody> Service<Request<B>> for JwtAuthService<S, C>
 where
     S: Service<Request<B>, Response = Response<ResBody>> + Clone,
     C: DeserializeOwned + Clone + Send + Sync + 'static,
-    ResBody: From<String>,
+    ResBody: From<String> + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -741,6 +852,8 @@ where
         ) {
             Ok(Some(token)) => token,
             Ok(None) if inner.optional => {
+                req.extensions_mut()
+                    .insert(crate::claims::Anonymous(self.auth.inner.clone()));
                 return ResponseFuture::inner(self.inner.call(req));
             }
             Ok(None) => {
@@ -757,10 +870,11 @@ where
                     Some(validator) => validator(&auth).map(|()| auth),
                     None => Ok(auth),
                 });
-        let auth = match verified {
+        let mut auth = match verified {
             Ok(auth) => auth,
             Err(err) => return ResponseFuture::reject(inner, err),
         };
+        auth.layer = Some(self.auth.inner.clone());
 
         // Accepted without a store round trip (and without a boxed future).
         let mut pass = |mut req: Request<B>, auth: Authenticated<C>| {
@@ -887,7 +1001,7 @@ pin_project! {
             future: S::Future,
         },
         Rejected {
-            response: Option<Response<String>>,
+            response: Option<S::Response>,
         },
     }
 }
@@ -918,7 +1032,11 @@ where
         }
     }
 
-    fn reject(config: &Inner, err: AuthError) -> Self {
+    fn reject<ResBody>(config: &Inner, err: AuthError) -> Self
+    where
+        S: Service<Request<B>, Response = Response<ResBody>>,
+        ResBody: From<String> + 'static,
+    {
         log_rejection(&err);
         Self {
             state: State::Rejected {
@@ -931,7 +1049,7 @@ where
 impl<S, B, ResBody> Future for ResponseFuture<S, B>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
-    ResBody: From<String>,
+    ResBody: From<String> + 'static,
 {
     type Output = Result<Response<ResBody>, S::Error>;
 
@@ -943,7 +1061,7 @@ where
                     let response = response
                         .take()
                         .expect("ResponseFuture polled after completion");
-                    return Poll::Ready(Ok(response.map(ResBody::from)));
+                    return Poll::Ready(Ok(response));
                 }
                 StateProj::Checking {
                     check,
@@ -984,7 +1102,11 @@ where
 }
 
 /// Count a store failure; the response when failing closed, `None` when open.
-fn store_failed(config: &Inner, err: &StoreError, ticket: u64) -> Option<Response<String>> {
+fn store_failed<B: From<String> + 'static>(
+    config: &Inner,
+    err: &StoreError,
+    ticket: u64,
+) -> Option<Response<B>> {
     config.breaker.failure(ticket);
     config
         .counters

@@ -57,6 +57,8 @@
 //! | `redis` | yes | `RedisStore` on `bb8-redis` |
 //! | `aws_lc_rs` | yes | `jsonwebtoken`'s aws-lc-rs backend (about 3× faster RS256/ES256) |
 //! | `rust_crypto` | no | `jsonwebtoken`'s pure-Rust backend instead |
+//! | `redis-cluster` | no | `RedisStore::cluster`: Redis Cluster |
+//! | `redis-sentinel` | no | `RedisStore::sentinel`: Redis Sentinel (master discovery, failover) |
 //! | `redis-tls` | no | `rediss://` with rustls |
 //! | `test-util` | no | [`JwtAuth::test_token`] and friends for your own tests |
 //!
@@ -77,13 +79,13 @@ mod session;
 mod source;
 pub mod store;
 #[cfg(feature = "test-util")]
-mod testing;
+pub mod testing;
 mod util;
 mod verify;
 
 pub use authorize::{RequireFuture, RequireLayer, RequireService};
 #[cfg(feature = "axum")]
-pub use claims::MissingAuthLayer;
+pub use claims::ClaimsRejection;
 pub use claims::{Authenticated, Claims, RegisteredClaims};
 pub use error::{AuthError, ErrorKind};
 pub use jsonwebtoken::Algorithm;

@@ -13,11 +13,10 @@ use std::fmt;
 use std::time::Duration;
 
 use base64::Engine;
-use jsonwebtoken::Header;
 use serde::Serialize;
 
 use crate::claims::Authenticated;
-use crate::layer::JwtAuth;
+use crate::layer::{JwtAuth, SignError};
 use crate::store::{
     unix_millis, CreateOutcome, NewSession, RevocationStore, RotateOutcome, Rotation, SessionEnd,
     SessionInfo, StoreError,
@@ -259,11 +258,9 @@ impl<C> Sessions<C> {
         claims: &impl Serialize,
     ) -> Result<IssuedToken, SessionError> {
         let inner = &self.auth.inner;
-        let sign = inner
-            .keys
-            .sign
-            .as_ref()
-            .ok_or(SessionError::NotConfigured("no signing key"))?;
+        if !inner.keys.can_sign() {
+            return Err(SessionError::NotConfigured("no signing key"));
+        }
         let mut object = match serde_json::to_value(claims) {
             Ok(serde_json::Value::Object(map)) => map,
             Ok(serde_json::Value::Null) => serde_json::Map::new(),
@@ -289,11 +286,10 @@ impl<C> Sessions<C> {
         if let Ok(serde_json::Value::Object(reg)) = serde_json::to_value(&registered) {
             object.extend(reg);
         }
-        let mut header = Header::new(sign.algorithm);
-        header.kid = sign.kid.clone();
-        header.typ = Some(inner.rules.typ.clone().unwrap_or_else(|| "JWT".to_owned()));
-        let token = jsonwebtoken::encode(&header, &object, &sign.key)
-            .map_err(|e| SessionError::Issue(e.to_string()))?;
+        let token = inner.sign(&object).map_err(|e| match e {
+            SignError::NoSigningKey => SessionError::NotConfigured("no signing key"),
+            SignError::Failed(e) => SessionError::Issue(e.to_string()),
+        })?;
         Ok(IssuedToken {
             token,
             jti,

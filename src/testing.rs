@@ -23,7 +23,54 @@
 
 use serde::Serialize;
 
+use crate::keys::Keys;
 use crate::layer::JwtAuth;
+
+/// The `kid` of the key [`JwtAuth::with_test_signer`] adds.
+pub const TEST_KID: &str = "tower-jwt-auth-test";
+
+impl<C> JwtAuth<C> {
+    /// For tests: when the configured keys cannot sign (a production-style
+    /// JWK set of public keys, say), add a random HS256 key with `kid`
+    /// [`TEST_KID`] that signs and verifies, so that
+    /// [`test_token`](Self::test_token) and friends work without touching the
+    /// production keys. With a signing key already configured, nothing
+    /// changes.
+    ///
+    /// Never call this outside tests: the layer then accepts the test key's
+    /// tokens too.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_jwt_auth::{JwtAuth, Keys};
+    ///
+    /// #[derive(Clone, serde::Deserialize)]
+    /// struct MyClaims {}
+    ///
+    /// let jwks = r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"prod","use":"sig","alg":"ES256",
+    ///     "x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#;
+    /// let auth = JwtAuth::<MyClaims>::new(Keys::from_jwk_set(jwks).unwrap()).with_test_signer();
+    /// let token = auth.test_token("alice", &serde_json::json!({}));
+    /// assert!(auth.verify(&token).is_ok());
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// Never in practice: the random secret is always a valid HS256 key.
+    #[must_use]
+    pub fn with_test_signer(self) -> Self {
+        if self.keys().can_sign() {
+            return self;
+        }
+        let secret = crate::util::random_token(48);
+        let test_key = Keys::hs256(secret.as_bytes())
+            .and_then(|k| k.kid(TEST_KID))
+            .expect("a 64-character secret is a valid HS256 key");
+        let keys = self.keys().clone().and(test_key);
+        self.with_keys(keys)
+    }
+}
 
 impl<C: serde::de::DeserializeOwned> JwtAuth<C> {
     /// A valid token for `subject` with `claims` (issuer, audience, `jti`,
@@ -31,11 +78,13 @@ impl<C: serde::de::DeserializeOwned> JwtAuth<C> {
     ///
     /// # Panics
     ///
-    /// When the layer has no signing key or `claims` is not a JSON object.
+    /// When the layer has no signing key (see
+    /// [`with_test_signer`](Self::with_test_signer)) or `claims` is not a
+    /// JSON object.
     pub fn test_token(&self, subject: &str, claims: &impl Serialize) -> String {
         self.sessions()
             .issue(subject, claims)
-            .expect("test_token: this JwtAuth cannot sign (no signing key?)")
+            .expect("test_token: this JwtAuth cannot sign: call .with_test_signer() in tests")
             .token
     }
 
@@ -43,16 +92,18 @@ impl<C: serde::de::DeserializeOwned> JwtAuth<C> {
     ///
     /// # Panics
     ///
-    /// When the layer has no signing key or `claims` is not a JSON object.
+    /// As [`test_token`](Self::test_token).
     pub fn test_token_expired(&self, subject: &str, claims: &impl Serialize) -> String {
         let mut object = serde_json::to_value(claims).expect("claims must serialize");
-        let past = crate::store::unix_millis() / 1000 - 3600 - self.inner.rules.leeway;
+        let past = (crate::store::unix_millis() / 1000)
+            .saturating_sub(3600)
+            .saturating_sub(self.inner.rules.leeway);
         let map = object
             .as_object_mut()
             .expect("claims must be a JSON object");
-        map.insert("iat".into(), (past - 60).into());
+        map.insert("iat".into(), past.saturating_sub(60).into());
         map.insert("exp".into(), past.into());
-        self.sign_raw(subject, &object)
+        self.sign_raw(subject, map)
     }
 
     /// A valid token for `subject` that has been revoked in the store.
@@ -68,12 +119,11 @@ impl<C: serde::de::DeserializeOwned> JwtAuth<C> {
         token
     }
 
-    fn sign_raw(&self, subject: &str, object: &serde_json::Value) -> String {
-        let sign = self.inner.keys.sign.as_ref().expect("no signing key");
-        let mut object = object.clone();
-        let map = object
-            .as_object_mut()
-            .expect("claims must be a JSON object");
+    fn sign_raw(
+        &self,
+        subject: &str,
+        map: &mut serde_json::Map<String, serde_json::Value>,
+    ) -> String {
         map.insert("sub".into(), subject.into());
         map.insert("jti".into(), crate::util::random_token(16).into());
         if let Some(iss) = self.inner.rules.issuers.first() {
@@ -82,9 +132,8 @@ impl<C: serde::de::DeserializeOwned> JwtAuth<C> {
         if let Some(aud) = self.inner.rules.audiences.first() {
             map.insert("aud".into(), aud.clone().into());
         }
-        let mut header = jsonwebtoken::Header::new(sign.algorithm);
-        header.kid = sign.kid.clone();
-        header.typ = self.inner.rules.typ.clone().or(Some("JWT".into()));
-        jsonwebtoken::encode(&header, &object, &sign.key).expect("signing failed")
+        self.inner
+            .sign(map)
+            .expect("test token: this JwtAuth cannot sign: call .with_test_signer() in tests")
     }
 }

@@ -65,6 +65,9 @@ pub(crate) struct Rules {
     pub(crate) required: Vec<RegisteredClaim>,
     pub(crate) typ: Option<String>,
     pub(crate) max_token_len: usize,
+    /// Longest accepted lifetime in seconds: `exp - iat`, or `exp - now`
+    /// for a token without `iat`.
+    pub(crate) max_lifetime: u64,
 }
 
 impl Default for Rules {
@@ -76,6 +79,7 @@ impl Default for Rules {
             required: vec![RegisteredClaim::Exp],
             typ: None,
             max_token_len: crate::source::DEFAULT_MAX_TOKEN_LEN,
+            max_lifetime: 24 * 3600,
         }
     }
 }
@@ -323,6 +327,9 @@ pub(crate) fn verify<C: DeserializeOwned>(
         claims,
         registered,
         token_id,
+        alg,
+        kid: kid.map(str::to_owned),
+        layer: None,
     })
 }
 
@@ -345,6 +352,7 @@ fn check_claims(reg: &RawRegistered<'_>, rules: &Rules, now: u64) -> Result<(), 
             ));
         }
     }
+    // Every sum below saturates: claim values are hostile (u64::MAX, 2^53, ...).
     if let Some(exp) = reg.exp {
         if now >= exp.saturating_add(rules.leeway) {
             return Err(AuthError::new(ErrorKind::Expired, "token expired"));
@@ -355,6 +363,27 @@ fn check_claims(reg: &RawRegistered<'_>, rules: &Rules, now: u64) -> Result<(), 
             return Err(AuthError::new(
                 ErrorKind::NotYetValid,
                 "token not yet valid",
+            ));
+        }
+    }
+    if let Some(iat) = reg.iat {
+        // A token from the future would escape every "log out everywhere"
+        // mark set before it (its iat sorts after the mark).
+        if iat > now.saturating_add(rules.leeway) {
+            return Err(AuthError::new(
+                ErrorKind::NotYetValid,
+                "token issued in the future",
+            ));
+        }
+    }
+    if let Some(exp) = reg.exp {
+        // Revocation marks live `max_lifetime` (plus leeway): a longer-lived
+        // token would outlive them and be accepted again.
+        let lifetime = exp.saturating_sub(reg.iat.unwrap_or(now));
+        if lifetime > rules.max_lifetime {
+            return Err(AuthError::new(
+                ErrorKind::LifetimeTooLong,
+                "token lifetime too long",
             ));
         }
     }

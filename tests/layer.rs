@@ -1207,11 +1207,71 @@ async fn require_answers_403_insufficient_scope_without_the_role() {
 }
 
 #[tokio::test]
-async fn require_without_claims_answers_401() {
+async fn require_without_an_auth_layer_before_it_is_a_configuration_error_500() {
     let auth = hs_auth();
     let svc = auth.require("admin role", |_| true).layer(echo());
     let res = svc.oneshot(bearer(&hs256(&claims("alice")))).await.unwrap();
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        res.body().contains("apply the guard inside the auth layer"),
+        "{}",
+        res.body()
+    );
+}
+
+#[tokio::test]
+async fn require_outside_the_auth_layer_is_a_configuration_error_not_a_silent_401() {
+    // The guard wraps the auth layer: it sees the request first.
+    let auth = hs_auth();
+    let svc = tower::ServiceBuilder::new()
+        .layer(auth.require("admin role", |_| true))
+        .layer(auth.clone())
+        .service(echo());
+    let res = svc.oneshot(bearer(&hs256(&claims("alice")))).await.unwrap();
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(res.body().contains("RequireLayer"), "{}", res.body());
+    // The right order accepts the same token.
+    let svc = tower::ServiceBuilder::new()
+        .layer(auth.clone())
+        .layer(auth.require("admin role", |_| true))
+        .service(echo());
+    let res = svc.oneshot(bearer(&hs256(&claims("alice")))).await.unwrap();
+    assert_accepted(&res, "alice");
+}
+
+#[tokio::test]
+async fn required_guard_behind_an_optional_layer_answers_401_without_a_token() {
+    let auth = hs_auth();
+    let svc = tower::ServiceBuilder::new()
+        .layer(auth.clone().optional(true))
+        .layer(auth.required())
+        .service(echo());
+    let res = svc
+        .clone()
+        .oneshot(get().body(String::new()).unwrap())
+        .await
+        .unwrap();
     assert_challenge(&res, "api");
+    let res = svc.oneshot(bearer(&hs256(&claims("alice")))).await.unwrap();
+    assert_accepted(&res, "alice");
+}
+
+#[tokio::test]
+async fn a_guard_built_before_the_error_handler_renders_with_the_layers_handler() {
+    let auth = hs_auth();
+    let guard = auth.require("admin role", |_| false);
+    let auth = auth.with_error_handler(|err| {
+        let mut res = Response::new(format!("custom: {}", err.description()));
+        *res.status_mut() = err.status();
+        res
+    });
+    let svc = tower::ServiceBuilder::new()
+        .layer(auth)
+        .layer(guard)
+        .service(echo());
+    let res = svc.oneshot(bearer(&hs256(&claims("alice")))).await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(res.body(), "custom: admin role required");
 }
 
 // ---------------------------------------------------------------------------
@@ -1820,6 +1880,7 @@ async fn open_breaker_in_fail_open_mode_accepts_without_asking_the_store() {
 mod with_axum {
     use super::*;
     use axum::body::Body;
+    use axum::response::IntoResponse;
     use axum::routing::get as route_get;
     use axum::Router;
     use tower_jwt_auth::Claims;
@@ -1912,9 +1973,9 @@ mod with_axum {
             .unwrap();
         assert_eq!(call(&app, req).await.body(), "maybe: anonymous");
 
-        // A route that needs claims still cannot run without them.
+        // A route that needs claims still cannot run without them: 401.
         let res = call(&app, request("/me", None)).await;
-        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_challenge(&res, "api");
 
         // Not optional: the layer answers 401 before the handler.
         let strict = app_strict();
@@ -1951,16 +2012,51 @@ mod with_axum {
         for path in ["/me", "/registered"] {
             let res = call(&app, request(path, Some(&hs256(&claims("alice"))))).await;
             assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            assert!(res.body().contains("Is `JwtAuth<"), "{}", res.body());
             assert!(
-                res.body().contains("Is `JwtAuth` applied to this route?"),
+                res.body().contains("applied to this route?"),
                 "{}",
                 res.body()
             );
         }
-        // Option<Claims> is simply None.
+        // Option<Claims> without any layer is the same configuration error,
+        // not a silent None.
         let app = Router::new().route("/maybe", route_get(maybe));
         let res = call(&app, request("/maybe", None)).await;
-        assert_eq!(res.body(), "maybe: anonymous");
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[tokio::test]
+    async fn axum_claims_of_another_type_name_both_types_in_a_500() {
+        #[derive(Clone, serde::Deserialize)]
+        struct OtherClaims {}
+        async fn other(Claims(_): Claims<OtherClaims>) -> &'static str {
+            "unreachable"
+        }
+        let app = Router::new()
+            .route("/other", route_get(other))
+            .layer(hs_auth());
+        let res = call(&app, request("/other", Some(&hs256(&claims("alice"))))).await;
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(res.body().contains("OtherClaims"), "{}", res.body());
+        assert!(res.body().contains("MyClaims>"), "{}", res.body());
+    }
+
+    #[tokio::test]
+    async fn axum_error_handler_may_return_any_into_response() {
+        let auth = hs_auth().with_error_handler(|err| {
+            (
+                err.status(),
+                axum::Json(json!({ "message": err.description() })),
+            )
+                .into_response()
+        });
+        let app = app(&auth);
+        let res = call(&app, request("/me", None)).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        let body: serde_json::Value = serde_json::from_str(res.body()).unwrap();
+        assert_eq!(body["message"], "no bearer token");
+        assert!(res.extensions().get::<AuthError>().is_some());
     }
 
     #[tokio::test]
