@@ -2104,3 +2104,37 @@ mod with_axum {
         assert_revoked(&res, "token revoked", RevocationReason::TokenRevoked);
     }
 }
+
+#[test]
+fn authenticated_exposes_the_tokens_alg_and_kid() {
+    let auth = JwtAuth::<MyClaims>::new(Keys::hs256(SECRET).unwrap().kid("k-1").unwrap())
+        .required_claims([]);
+    let key = EncodingKey::from_secret(SECRET).unwrap();
+    let with_kid = sign(Algorithm::HS256, &key, Some("k-1"), &claims("alice"));
+    let verified = auth.verify(&with_kid).unwrap();
+    assert_eq!(verified.alg(), Algorithm::HS256);
+    assert_eq!(verified.kid(), Some("k-1"));
+    let plain = JwtAuth::<MyClaims>::new(Keys::hs256(SECRET).unwrap());
+    let verified = plain.verify(&hs256(&claims("alice"))).unwrap();
+    assert_eq!(verified.kid(), None);
+}
+
+#[cfg(feature = "test-util")]
+#[test]
+fn the_test_signer_mints_tokens_for_a_layer_whose_keys_cannot_sign() {
+    let public_only = Keys::hs256(SECRET).unwrap();
+    // Drop the signing half by taking the keys of a JWK set of one public EC key.
+    let jwks = r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"prod","use":"sig","alg":"ES256",
+        "x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#;
+    let prod = JwtAuth::<MyClaims>::new(Keys::from_jwk_set(jwks).unwrap());
+    assert!(!prod.keys().can_sign());
+    let auth = prod.clone().with_test_signer();
+    let token = auth.test_token("alice", &json!({ "sub": "alice" }));
+    assert!(auth.verify(&token).is_ok());
+    // The production configuration does not accept it.
+    assert!(prod.verify(&token).is_err());
+    // A layer that can sign keeps its own key.
+    let signing = JwtAuth::<MyClaims>::new(public_only).with_test_signer();
+    let token = signing.test_token("alice", &json!({ "sub": "alice" }));
+    assert!(hs_auth().verify(&token).is_ok());
+}
