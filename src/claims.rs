@@ -8,7 +8,7 @@ use std::sync::Arc;
 use jsonwebtoken::Algorithm;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::layer::Inner;
+use crate::layer::Config;
 
 /// The registered claims of a verified token.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -54,7 +54,7 @@ pub struct Authenticated<C> {
     pub(crate) kid: Option<String>,
     /// The configuration of the layer that accepted the token, so that a
     /// role guard renders its rejections the way that layer does.
-    pub(crate) layer: Option<Arc<Inner>>,
+    pub(crate) layer: Option<Arc<Config>>,
 }
 
 impl<C: fmt::Debug> fmt::Debug for Authenticated<C> {
@@ -97,7 +97,7 @@ impl<C> Authenticated<C> {
 /// let it through without a token ([`optional`](crate::JwtAuth::optional)):
 /// the extractors answer `None` then, and a role guard 401.
 #[derive(Clone)]
-pub(crate) struct Anonymous(pub(crate) Arc<Inner>);
+pub(crate) struct Anonymous(pub(crate) Arc<Config>);
 
 /// Extractor for the typed claims of the request's verified token.
 ///
@@ -249,7 +249,7 @@ mod extract {
 
     use super::{missing_claims_message, Anonymous, Authenticated, Claims};
     use crate::error::AuthError;
-    use crate::layer::Inner;
+    use crate::layer::Config;
 
     /// Rejection of [`Claims`] and [`Authenticated`] (and of their `Option`).
     ///
@@ -266,7 +266,7 @@ mod extract {
 
     enum Kind {
         Misconfigured(String),
-        Anonymous(Arc<Inner>),
+        Anonymous(Arc<Config>),
     }
 
     impl ClaimsRejection {

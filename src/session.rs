@@ -178,7 +178,7 @@ impl<C> Clone for Sessions<C> {
 impl<C> fmt::Debug for Sessions<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sessions")
-            .field("settings", &self.auth.inner.sessions)
+            .field("settings", self.auth.config().sessions())
             .finish()
     }
 }
@@ -188,20 +188,6 @@ impl<C> JwtAuth<C> {
     pub fn sessions(&self) -> Sessions<C> {
         Sessions { auth: self.clone() }
     }
-}
-
-#[derive(Serialize)]
-struct Registered<'a> {
-    sub: &'a str,
-    jti: &'a str,
-    iat: u64,
-    exp: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sid: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    iss: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    aud: Option<&'a str>,
 }
 
 fn parse_refresh(token: &str) -> Option<(String, &str, u64, &str)> {
@@ -233,14 +219,13 @@ fn make_refresh(subject: &str, sid: &str, generation: u64, secret: &str) -> Stri
 impl<C> Sessions<C> {
     fn store(&self) -> Result<&std::sync::Arc<dyn RevocationStore>, SessionError> {
         self.auth
-            .inner
-            .store
-            .as_ref()
+            .config()
+            .store()
             .ok_or(SessionError::NotConfigured("no revocation store"))
     }
 
     fn markers(&self) -> Duration {
-        self.auth.inner.marker_ttl()
+        self.auth.config().marker_ttl()
     }
 
     /// Sign an access token for `subject` with the application's `claims`
@@ -257,11 +242,8 @@ impl<C> Sessions<C> {
         session_id: Option<&str>,
         claims: &impl Serialize,
     ) -> Result<IssuedToken, SessionError> {
-        let inner = &self.auth.inner;
-        if !inner.keys.can_sign() {
-            return Err(SessionError::NotConfigured("no signing key"));
-        }
-        let mut object = match serde_json::to_value(claims) {
+        let config = self.auth.config();
+        let object = match serde_json::to_value(claims) {
             Ok(serde_json::Value::Object(map)) => map,
             Ok(serde_json::Value::Null) => serde_json::Map::new(),
             Ok(_) => {
@@ -272,27 +254,16 @@ impl<C> Sessions<C> {
             Err(e) => return Err(SessionError::Issue(e.to_string())),
         };
         let iat = unix_millis() / 1000;
-        let ttl = inner.sessions.access_ttl.as_secs();
-        let jti = random_token(16);
-        let registered = Registered {
-            sub: subject,
-            jti: &jti,
-            iat,
-            exp: iat + ttl,
-            sid: session_id,
-            iss: inner.rules.issuers.first().map(String::as_str),
-            aud: inner.rules.audiences.first().map(String::as_str),
-        };
-        if let Ok(serde_json::Value::Object(reg)) = serde_json::to_value(&registered) {
-            object.extend(reg);
-        }
-        let token = inner.sign(&object).map_err(|e| match e {
-            SignError::NoSigningKey => SessionError::NotConfigured("no signing key"),
-            SignError::Failed(e) => SessionError::Issue(e.to_string()),
-        })?;
+        let ttl = config.sessions().access_ttl.as_secs();
+        let minted = config
+            .mint(subject, session_id, (iat, iat.saturating_add(ttl)), object)
+            .map_err(|e| match e {
+                SignError::NoSigningKey => SessionError::NotConfigured("no signing key"),
+                SignError::Failed(e) => SessionError::Issue(e.to_string()),
+            })?;
         Ok(IssuedToken {
-            token,
-            jti,
+            token: minted.token,
+            jti: minted.jti,
             expires_in: ttl,
         })
     }
@@ -324,10 +295,10 @@ impl<C> Sessions<C> {
         claims: &impl Serialize,
     ) -> Result<Login, SessionError> {
         let store = self.store()?;
-        if self.auth.inner.keys.sign.is_none() {
+        if !self.auth.config().can_sign() {
             return Err(SessionError::NotConfigured("no signing key"));
         }
-        let settings = &self.auth.inner.sessions;
+        let settings = self.auth.config().sessions();
         let session_id = random_token(16);
         let secret = random_token(32);
         let outcome = store
@@ -382,7 +353,7 @@ impl<C> Sessions<C> {
                 generation,
                 presented_hash: sha256_hex(secret.as_bytes()),
                 new_hash: sha256_hex(new_secret.as_bytes()),
-                idle_timeout: self.auth.inner.sessions.idle_timeout,
+                idle_timeout: self.auth.config().sessions().idle_timeout,
                 markers: self.markers(),
             })
             .await?;

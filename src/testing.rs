@@ -94,16 +94,18 @@ impl<C: serde::de::DeserializeOwned> JwtAuth<C> {
     ///
     /// As [`test_token`](Self::test_token).
     pub fn test_token_expired(&self, subject: &str, claims: &impl Serialize) -> String {
-        let mut object = serde_json::to_value(claims).expect("claims must serialize");
+        let claims = match serde_json::to_value(claims).expect("claims must serialize") {
+            serde_json::Value::Object(map) => map,
+            _ => panic!("claims must be a JSON object"),
+        };
+        let config = self.config();
         let past = (crate::store::unix_millis() / 1000)
             .saturating_sub(3600)
-            .saturating_sub(self.inner.rules.leeway);
-        let map = object
-            .as_object_mut()
-            .expect("claims must be a JSON object");
-        map.insert("iat".into(), past.saturating_sub(60).into());
-        map.insert("exp".into(), past.into());
-        self.sign_raw(subject, map)
+            .saturating_sub(config.leeway().as_secs());
+        config
+            .mint(subject, None, (past.saturating_sub(60), past), claims)
+            .expect("test token: this JwtAuth cannot sign: call .with_test_signer() in tests")
+            .token
     }
 
     /// A valid token for `subject` that has been revoked in the store.
@@ -117,23 +119,5 @@ impl<C: serde::de::DeserializeOwned> JwtAuth<C> {
             .await
             .expect("test_token_revoked: revocation failed (no store?)");
         token
-    }
-
-    fn sign_raw(
-        &self,
-        subject: &str,
-        map: &mut serde_json::Map<String, serde_json::Value>,
-    ) -> String {
-        map.insert("sub".into(), subject.into());
-        map.insert("jti".into(), crate::util::random_token(16).into());
-        if let Some(iss) = self.inner.rules.issuers.first() {
-            map.insert("iss".into(), iss.clone().into());
-        }
-        if let Some(aud) = self.inner.rules.audiences.first() {
-            map.insert("aud".into(), aud.clone().into());
-        }
-        self.inner
-            .sign(map)
-            .expect("test token: this JwtAuth cannot sign: call .with_test_signer() in tests")
     }
 }

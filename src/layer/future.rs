@@ -1,0 +1,243 @@
+//! The response future of [`JwtAuthService`](super::JwtAuthService): a
+//! rejection, the inner service's future, or a store check then the inner
+//! service.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use crate::error::{AuthError, ErrorKind};
+use crate::store::{StoreError, StoreFuture, Verdict};
+
+use super::config::{Config, FailureMode};
+
+pin_project! {
+    /// Response future for [`JwtAuthService`](super::JwtAuthService).
+    pub struct ResponseFuture<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        #[pin]
+        state: State<S, B>,
+    }
+}
+
+pin_project! {
+    /// A store check: under a timer of the layer's, unless the store keeps
+    /// to the deadline itself ([`RevocationStore::bounds_check_time`](crate::RevocationStore::bounds_check_time)).
+    #[project = CheckProj]
+    pub(super) enum Check {
+        Bounded {
+            check: StoreFuture<'static, Verdict>,
+        },
+        Timed {
+            #[pin]
+            check: tokio::time::Timeout<StoreFuture<'static, Verdict>>,
+            deadline: Duration,
+        },
+    }
+}
+
+impl Future for Check {
+    type Output = Result<Verdict, StoreError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            CheckProj::Bounded { check } => check.as_mut().poll(cx),
+            CheckProj::Timed { check, deadline } => check
+                .poll(cx)
+                .map(|outcome| outcome.unwrap_or(Err(StoreError::Timeout(*deadline)))),
+        }
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        Checking {
+            #[pin]
+            check: Check,
+            pending: Option<(S, Request<B>)>,
+            config: Arc<Config>,
+            ticket: u64,
+        },
+        Inner {
+            #[pin]
+            future: S::Future,
+        },
+        Rejected {
+            response: Option<S::Response>,
+        },
+    }
+}
+
+impl<S, B> fmt::Debug for ResponseFuture<S, B>
+where
+    S: Service<Request<B>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Checking { .. } => "checking",
+            State::Inner { .. } => "inner",
+            State::Rejected { .. } => "rejected",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
+    }
+}
+
+impl<S, B> ResponseFuture<S, B>
+where
+    S: Service<Request<B>>,
+{
+    pub(super) fn inner(future: S::Future) -> Self {
+        Self {
+            state: State::Inner { future },
+        }
+    }
+
+    pub(super) fn reject<ResBody>(config: &Config, err: AuthError) -> Self
+    where
+        S: Service<Request<B>, Response = Response<ResBody>>,
+        ResBody: From<String> + 'static,
+    {
+        log_rejection(&err);
+        Self {
+            state: State::Rejected {
+                response: Some(config.render(&err)),
+            },
+        }
+    }
+
+    /// Wait for `check`, then call `service` with `req` if the token stands.
+    pub(super) fn checking(
+        check: Check,
+        ticket: u64,
+        service: S,
+        req: Request<B>,
+        config: Arc<Config>,
+    ) -> Self {
+        Self {
+            state: State::Checking {
+                check,
+                pending: Some((service, req)),
+                config,
+                ticket,
+            },
+        }
+    }
+}
+
+impl<S, B, ResBody> Future for ResponseFuture<S, B>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+    ResBody: From<String> + 'static,
+{
+    type Output = Result<Response<ResBody>, S::Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let next = match self.as_mut().project().state.project() {
+                StateProj::Inner { future } => return future.poll(cx),
+                StateProj::Rejected { response } => {
+                    let response = response
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    return Poll::Ready(Ok(response));
+                }
+                StateProj::Checking {
+                    check,
+                    pending,
+                    config,
+                    ticket,
+                } => {
+                    let outcome = ready!(check.poll(cx));
+                    let (mut service, req) = pending
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    match judge(config, outcome, *ticket) {
+                        Some(response) => State::Rejected {
+                            response: Some(response),
+                        },
+                        None => State::Inner {
+                            future: service.call(req),
+                        },
+                    }
+                }
+            };
+            self.as_mut().project().state.set(next);
+        }
+    }
+}
+
+/// What a store's answer means for the request: `None` to go on, or the
+/// rejection response.
+fn judge<B: From<String> + 'static>(
+    config: &Config,
+    outcome: Result<Verdict, StoreError>,
+    ticket: u64,
+) -> Option<Response<B>> {
+    match outcome {
+        Ok(Verdict::Valid) => {
+            config.breaker.success();
+            None
+        }
+        Ok(Verdict::Revoked(reason)) => {
+            config.breaker.success();
+            let err = AuthError::revoked(reason);
+            log_rejection(&err);
+            Some(config.render(&err))
+        }
+        Err(err) => store_failed(config, &err, ticket),
+    }
+}
+
+/// Count a store failure; the response when failing closed, `None` when open.
+fn store_failed<B: From<String> + 'static>(
+    config: &Config,
+    err: &StoreError,
+    ticket: u64,
+) -> Option<Response<B>> {
+    config.breaker.failure(ticket);
+    config.counters.store_failed();
+    match config.failure_mode {
+        FailureMode::Closed => {
+            tracing::warn!(error = %err, "revocation store failed: rejecting with 503 (fail closed)");
+            let err = AuthError::store_unavailable(config.breaker.retry_after_secs());
+            Some(config.render(&err))
+        }
+        FailureMode::Open => {
+            config.counters.failed_open();
+            tracing::warn!(error = %err, "revocation store failed: accepting token unchecked (fail open)");
+            None
+        }
+    }
+}
+
+fn log_rejection(err: &AuthError) {
+    match err.kind() {
+        ErrorKind::MissingToken => {
+            tracing::debug!(kind = ?err.kind(), "request rejected: {}", err.description())
+        }
+        ErrorKind::StoreUnavailable => {
+            tracing::warn!(kind = ?err.kind(), "request rejected: {}", err.description())
+        }
+        _ => tracing::info!(
+            kind = ?err.kind(),
+            reason = err.reason().unwrap_or(""),
+            "request rejected: {}",
+            err.description()
+        ),
+    }
+}
