@@ -552,6 +552,85 @@ fn quickstart_answers_404_for_unknown_paths() {
     assert_eq!(me(addr, &alice).status, 200);
 }
 
+/// A token of `carol` minted with the demo secret by someone else.
+fn carol(iat: Option<u64>, exp: u64, jti: &str) -> String {
+    let mut claims = json!({
+        "sub": "carol", "iss": "tower-jwt-auth-quickstart", "aud": "quickstart",
+        "exp": exp, "jti": jti, "roles": ["user"],
+    });
+    if let Some(iat) = iat {
+        claims["iat"] = json!(iat);
+    }
+    foreign_token(claims)
+}
+
+fn assert_invalid_token(res: &HttpResponse, what: &str) {
+    assert_eq!(res.status, 401, "{what}: {res:?}");
+    assert_eq!(res.json()["error"], "invalid_token", "{what}: {res:?}");
+}
+
+/// Issue 12, bug 1: a huge `exp` is either refused, or a logout of it holds
+/// (it used to panic in debug builds and answer 204 while writing nothing in
+/// release builds, the token still accepted).
+fn huge_exp_is_refused_or_truly_logged_out(env: &[(&str, &str)]) {
+    let qs = Quickstart::start(env);
+    let addr = qs.addr.as_str();
+    for (n, exp) in [20_000_000_000_000_000, i64::MAX as u64, u64::MAX]
+        .into_iter()
+        .enumerate()
+    {
+        let token = carol(Some(now()), exp, &format!("huge-exp-{n}"));
+        let res = me(addr, &token);
+        if res.status == 401 {
+            assert_invalid_token(&res, &format!("exp {exp}"));
+            continue;
+        }
+        assert_eq!(res.status, 200, "exp {exp}: {res:?}");
+        let out = request(addr, "POST", "/logout", Some(&token), None);
+        assert_eq!(out.status, 204, "exp {exp}: {out:?}");
+        assert_rejected(&me(addr, &token), "token_revoked");
+    }
+}
+
+/// Issue 12, bug 2: a token living longer than `max_token_lifetime` (24 h by
+/// default) is refused, with or without `iat`; one within it is accepted.
+fn lifetime_beyond_the_maximum_is_refused(env: &[(&str, &str)]) {
+    let qs = Quickstart::start(env);
+    let addr = qs.addr.as_str();
+    let within = carol(Some(now()), now() + 23 * 3600, "within-24h");
+    assert_eq!(me(addr, &within).status, 200);
+    let beyond = carol(Some(now()), now() + 48 * 3600, "beyond-24h");
+    assert_invalid_token(&me(addr, &beyond), "exp = iat + 48 h");
+    let beyond = carol(None, now() + 48 * 3600, "beyond-24h-no-iat");
+    assert_invalid_token(&me(addr, &beyond), "exp = now + 48 h, no iat");
+    let old_iat = carol(Some(now() - 25 * 3600), now() + 300, "old-iat");
+    assert_invalid_token(&me(addr, &old_iat), "exp - iat = 25 h");
+}
+
+/// Issue 12, bug 3: a token issued in the future (beyond the leeway) is
+/// refused, so it cannot outlive a log out everywhere.
+fn future_iat_is_refused(env: &[(&str, &str)]) {
+    let qs = Quickstart::start(env);
+    let addr = qs.addr.as_str();
+    let future = carol(Some(now() + 3600), now() + 7200, "future-iat");
+    assert_invalid_token(&me(addr, &future), "iat = now + 1 h");
+}
+
+#[test]
+fn quickstart_refuses_or_truly_logs_out_a_huge_exp_with_memory_store() {
+    huge_exp_is_refused_or_truly_logged_out(&[]);
+}
+
+#[test]
+fn quickstart_refuses_a_lifetime_beyond_the_maximum_with_memory_store() {
+    lifetime_beyond_the_maximum_is_refused(&[]);
+}
+
+#[test]
+fn quickstart_refuses_a_future_iat_with_memory_store() {
+    future_iat_is_refused(&[]);
+}
+
 #[test]
 fn quickstart_serves_the_whole_contract_with_memory_store() {
     full_contract(&[]);
@@ -577,6 +656,24 @@ mod with_redis {
     fn quickstart_refuses_a_ban_without_a_readable_body_with_redis_store() {
         let redis = RedisServer::start();
         ban_needs_a_readable_body(&[("REDIS_URL", &redis.url())]);
+    }
+
+    #[test]
+    fn quickstart_refuses_or_truly_logs_out_a_huge_exp_with_redis_store() {
+        let redis = RedisServer::start();
+        huge_exp_is_refused_or_truly_logged_out(&[("REDIS_URL", &redis.url())]);
+    }
+
+    #[test]
+    fn quickstart_refuses_a_lifetime_beyond_the_maximum_with_redis_store() {
+        let redis = RedisServer::start();
+        lifetime_beyond_the_maximum_is_refused(&[("REDIS_URL", &redis.url())]);
+    }
+
+    #[test]
+    fn quickstart_refuses_a_future_iat_with_redis_store() {
+        let redis = RedisServer::start();
+        future_iat_is_refused(&[("REDIS_URL", &redis.url())]);
     }
 
     #[test]

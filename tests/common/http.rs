@@ -107,6 +107,10 @@ fn exchange(mut stream: TcpStream, request: &str) -> HttpResponse {
 }
 
 fn parse(buf: &[u8]) -> HttpResponse {
+    assert!(
+        !buf.is_empty(),
+        "the server closed the connection without a response (did its handler panic?)"
+    );
     let text = String::from_utf8_lossy(buf);
     let (head, body) = text
         .split_once("\r\n\r\n")
