@@ -20,18 +20,28 @@
 //! | `ACCESS_TTL_SECS` | `900` | access token lifetime |
 //! | `MAX_DEVICES` | `3` | live sessions per user (oldest evicted) |
 //! | `IDLE_TIMEOUT_SECS` | `1800` | session idle timeout |
+//! | `LOGIN_RATE_PER_SEC` | `1` | `/login` and `/refresh` requests per second per client IP (one budget for both; a decimal such as `0.2` is fine; `0`: no limit); beyond it 429 with `Retry-After` |
+//! | `LOGIN_BURST` | `10` | requests a client IP may send at once before `LOGIN_RATE_PER_SEC` applies |
+//! | `HEADER_READ_TIMEOUT_SECS` | `10` (at least 1) | a connection that has not sent a whole request head this long after connecting (or after its previous response) is closed |
+//! | `MAX_CONNECTIONS` | `1024` | open connections at most; further clients wait in the listen backlog |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tower::Layer;
+use tower_governor::governor::GovernorConfigBuilder;
+use tower_governor::{GovernorError, GovernorLayer};
 use tower_jwt_auth::{
     Authenticated, Claims, JwtAuth, Keys, MemoryStore, RevocationStore, SessionError,
 };
@@ -74,6 +84,19 @@ fn env_u64(name: &str, default: u64) -> u64 {
             eprintln!("{name}={v:?} is not a number; using {default}");
             default
         }),
+        Err(_) => default,
+    }
+}
+
+fn env_f64(name: &str, default: f64) -> f64 {
+    match std::env::var(name) {
+        Ok(v) => match v.parse::<f64>() {
+            Ok(n) if n.is_finite() && n >= 0.0 => n,
+            _ => {
+                eprintln!("{name}={v:?} is not a number >= 0; using {default}");
+                default
+            }
+        },
         Err(_) => default,
     }
 }
@@ -253,7 +276,14 @@ async fn kick(State(app): State<App>, Path(sub): Path<String>) -> Response {
     }
 }
 
-#[derive(Deserialize, Default)]
+/// The longest ban the quickstart asks for: about a hundred years, the cap
+/// the stores apply too. Longer requests are shortened to it.
+const MAX_BAN: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `{"seconds": N}`; `{}` or `{"seconds": 0}` bans until lifted. Unknown
+/// fields are refused, so a misspelt `seconds` does not ban for ever.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct BanRequest {
     #[serde(default)]
     seconds: Option<u64>,
@@ -262,10 +292,24 @@ struct BanRequest {
 async fn ban(
     State(app): State<App>,
     Path(sub): Path<String>,
-    body: Option<Json<BanRequest>>,
+    body: Result<Json<BanRequest>, JsonRejection>,
 ) -> Response {
-    let seconds = body.map(|Json(b)| b).unwrap_or_default().seconds;
-    let duration = seconds.filter(|s| *s > 0).map(Duration::from_secs);
+    // A ban needs a readable JSON body: a missing, mistyped or malformed one
+    // is refused (415, 400, 422) and bans no one.
+    let Json(req) = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            return error(
+                rejection.status(),
+                "invalid_request",
+                &rejection.body_text(),
+            )
+        }
+    };
+    let duration = req
+        .seconds
+        .filter(|s| *s > 0)
+        .map(|s| Duration::from_secs(s).min(MAX_BAN));
     match app.auth.sessions().ban(&sub, duration).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => session_error(e),
@@ -371,7 +415,59 @@ async fn store_from_env() -> Result<Option<Arc<dyn RevocationStore>>, Box<dyn st
     Ok(Some(Arc::new(MemoryStore::new())))
 }
 
-fn app(auth: JwtAuth<DemoClaims>, stateful: bool) -> Router {
+/// `/login` and `/refresh`, limited per client IP (one budget for both)
+/// unless `per_sec` is 0.
+fn credential_routes(per_sec: f64, burst: u32) -> Router<App> {
+    let routes = Router::new()
+        .route("/login", post(login))
+        .route("/refresh", post(refresh));
+    if per_sec <= 0.0 {
+        return routes;
+    }
+    // One request's worth of budget comes back every 1/rate seconds.
+    let period =
+        Duration::from_secs_f64((1.0 / per_sec).min(86_400.0)).max(Duration::from_nanos(1));
+    let config = GovernorConfigBuilder::default()
+        .period(period)
+        .burst_size(burst.max(1))
+        .finish()
+        .expect("period and burst are not zero");
+    // The limiter keeps a cell per client IP: forget the idle ones now and
+    // then, or a flood from many addresses grows it without bound.
+    let limiter = config.limiter().clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    });
+    routes.route_layer(GovernorLayer::new(config).error_handler(|e| match e {
+        GovernorError::TooManyRequests { wait_time, .. } => {
+            // The limiter's wait is rounded down to whole seconds: round up.
+            let wait = wait_time.saturating_add(1);
+            let mut res = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                &format!("too many attempts; retry in {wait} s"),
+            );
+            res.headers_mut()
+                .insert("retry-after", axum::http::HeaderValue::from(wait));
+            res
+        }
+        other => {
+            tracing::error!(error = %other, "rate limiter failed");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "internal error",
+            )
+        }
+    }))
+}
+
+fn app(auth: JwtAuth<DemoClaims>, stateful: bool, rate: (f64, u32)) -> Router {
     let state = App {
         auth: auth.clone(),
         stateful,
@@ -382,19 +478,69 @@ fn app(auth: JwtAuth<DemoClaims>, stateful: bool) -> Router {
         .route_layer(auth.require("admin role", |a: &Authenticated<DemoClaims>| {
             a.claims.roles.iter().any(|r| r == "admin")
         }));
+    // route_layer: the token is asked for on these routes only, so an unknown
+    // path is a 404, not a 401.
     let protected = Router::new()
         .route("/me", get(me))
         .route("/logout", post(logout))
         .route("/logout-all", post(logout_all))
         .route("/sessions", get(sessions))
         .merge(admin)
-        .layer(auth);
+        .route_layer(auth);
     Router::new()
         .route("/health", get(|| async { "ok" }))
-        .route("/login", post(login))
-        .route("/refresh", post(refresh))
+        .merge(credential_routes(rate.0, rate.1))
         .merge(protected)
         .with_state(state)
+}
+
+/// Serve HTTP/1.1 with hyper directly: `axum::serve` has no header-read
+/// timeout, so a client that never finishes its request head would hold its
+/// connection for ever. Each connection knows its peer (`ConnectInfo`, for the
+/// rate limit); at most `max_connections` are open at once.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    header_read_timeout: Duration,
+    max_connections: usize,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        max_connections.clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+    ));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, do not spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = TowerToHyperService::new(Extension(ConnectInfo(peer)).layer(app.clone()));
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    // Let requests in flight finish, for a while.
+    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
 }
 
 #[tokio::main]
@@ -455,10 +601,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  curl -s http://{addr}/me -H \"authorization: Bearer $TOKEN\"");
     println!("  curl -s -X POST http://{addr}/logout -H \"authorization: Bearer $TOKEN\" -o /dev/null -w '%{{http_code}}\\n'");
     println!("  curl -s -i http://{addr}/me -H \"authorization: Bearer $TOKEN\"   # now 401 invalid_token");
-    axum::serve(listener, app(auth, stateful))
-        .with_graceful_shutdown(async {
+    let rate = (
+        env_f64("LOGIN_RATE_PER_SEC", 1.0),
+        u32::try_from(env_u64("LOGIN_BURST", 10)).unwrap_or(u32::MAX),
+    );
+    let header_read_timeout = Duration::from_secs(env_u64("HEADER_READ_TIMEOUT_SECS", 10).max(1));
+    let max_connections = usize::try_from(env_u64("MAX_CONNECTIONS", 1024)).unwrap_or(usize::MAX);
+    serve(
+        listener,
+        app(auth, stateful, rate),
+        header_read_timeout,
+        max_connections,
+        async {
             let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+        },
+    )
+    .await;
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! request per connection (`Connection: close`), std only.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 /// A parsed response.
@@ -35,13 +35,32 @@ pub fn request(
     bearer: Option<&str>,
     json: Option<&serde_json::Value>,
 ) -> HttpResponse {
+    let body = json.map(|j| j.to_string());
+    send(
+        addr,
+        method,
+        path,
+        bearer,
+        json.map(|_| "application/json"),
+        body.as_deref().unwrap_or_default(),
+    )
+}
+
+/// Send one request with any body and `Content-Type` (none when `None`).
+pub fn send(
+    addr: &str,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    content_type: Option<&str>,
+    body: &str,
+) -> HttpResponse {
     let mut headers = String::new();
     if let Some(token) = bearer {
         headers.push_str(&format!("Authorization: Bearer {token}\r\n"));
     }
-    let body = json.map(|j| j.to_string()).unwrap_or_default();
-    if json.is_some() {
-        headers.push_str("Content-Type: application/json\r\n");
+    if let Some(content_type) = content_type {
+        headers.push_str(&format!("Content-Type: {content_type}\r\n"));
     }
     raw(
         addr,
@@ -54,7 +73,30 @@ pub fn request(
 
 /// Send raw bytes and parse the response.
 pub fn raw(addr: &str, request: &str) -> HttpResponse {
-    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    exchange(stream, request)
+}
+
+/// [`raw`] from another local address: any `127.x.y.z` reaches a server on
+/// 127.0.0.1, so a test can be a second client IP.
+pub fn raw_from(local: IpAddr, addr: &str, request: &str) -> HttpResponse {
+    let remote: SocketAddr = addr.parse().expect("an ip:port address");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let stream = runtime
+        .block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(SocketAddr::new(local, 0))?;
+            socket.connect(remote).await?.into_std()
+        })
+        .unwrap_or_else(|e| panic!("connect {addr} from {local}: {e}"));
+    stream.set_nonblocking(false).unwrap();
+    exchange(stream, request)
+}
+
+fn exchange(mut stream: TcpStream, request: &str) -> HttpResponse {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -65,6 +107,10 @@ pub fn raw(addr: &str, request: &str) -> HttpResponse {
 }
 
 fn parse(buf: &[u8]) -> HttpResponse {
+    assert!(
+        !buf.is_empty(),
+        "the server closed the connection without a response (did its handler panic?)"
+    );
     let text = String::from_utf8_lossy(buf);
     let (head, body) = text
         .split_once("\r\n\r\n")
