@@ -931,3 +931,118 @@ pub(crate) fn ensure_crypto_provider() {
 
 #[cfg(not(any(feature = "aws_lc_rs", feature = "rust_crypto")))]
 compile_error!("tower-jwt-auth needs a crypto backend: enable the `aws_lc_rs` (default) or `rust_crypto` feature");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn quote_cuts_on_a_char_boundary() {
+        assert_eq!(quote("kid"), "kid");
+        let exact = "é".repeat(QUOTE_LEN);
+        assert_eq!(quote(&exact), exact);
+        let long = "é".repeat(QUOTE_LEN + 1);
+        assert_eq!(quote(&long), format!("{exact}…"));
+    }
+
+    #[test]
+    fn alg_names_are_case_sensitive_with_a_hint() {
+        for (name, alg) in ALGORITHMS {
+            assert_eq!(parse_alg(name), Ok(alg));
+            assert_eq!(alg_name(alg), name);
+            let lower = parse_alg(&name.to_ascii_lowercase()).unwrap_err();
+            assert!(lower.contains(&format!("did you mean {name:?}")), "{lower}");
+        }
+        for enc in [
+            "RSA-OAEP",
+            "RSA-OAEP-256",
+            "RSA1_5",
+            "A128KW",
+            "dir",
+            "ECDH-ES+A256KW",
+            "A256GCM",
+        ] {
+            assert!(parse_alg(enc).unwrap_err().contains("encryption"), "{enc}");
+        }
+        for unsupported in ["ES512", "ES256K", "Ed448", "Ed25519"] {
+            assert!(
+                parse_alg(unsupported)
+                    .unwrap_err()
+                    .contains("not supported"),
+                "{unsupported}"
+            );
+        }
+        assert!(parse_alg("none").unwrap_err().contains("not a signature"));
+        assert!(parse_alg("").unwrap_err().starts_with("unknown alg"));
+    }
+
+    #[test]
+    fn skipped_key_display_names_kid_and_alg() {
+        let key = SkippedKey {
+            index: 3,
+            kid: None,
+            alg: None,
+            reason: "why".into(),
+        };
+        assert_eq!(key.to_string(), "key 3 (no kid, no alg): why");
+        let err = ConfigError::NoUsableKey(vec![
+            key,
+            SkippedKey {
+                index: 4,
+                kid: Some("k".into()),
+                alg: Some("ES512".into()),
+                reason: "because".into(),
+            },
+        ]);
+        assert_eq!(
+            err.to_string(),
+            "no usable key in the JWK set: key 3 (no kid, no alg): why; \
+             key 4 (kid \"k\", alg \"ES512\"): because"
+        );
+    }
+
+    fn member() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<i64>().prop_map(Value::from),
+            "[A-Za-z0-9_=-]{0,12}".prop_map(Value::from),
+            prop::sample::select(vec![
+                "RSA", "EC", "OKP", "oct", "P-256", "P-384", "P-521", "Ed25519", "X25519", "sig",
+                "enc", "verify", "RS256", "ES384", "EdDSA", "HS256", "rs256", "AQAB",
+            ])
+            .prop_map(Value::from),
+            prop::collection::vec("[a-z]{0,6}", 0..3).prop_map(Value::from),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the members, a JWK set is read without panicking, and
+        /// every key either verifies or is reported.
+        #[test]
+        fn any_jwk_set_is_read_without_panicking(
+            keys in prop::collection::vec(
+                prop::collection::btree_map(
+                    prop::sample::select(vec![
+                        "kty", "kid", "alg", "use", "key_ops", "crv", "x", "y", "n", "e", "k", "x5c",
+                    ]),
+                    member(),
+                    0..8,
+                ),
+                0..4,
+            )
+        ) {
+            let keys: Vec<Value> = keys
+                .into_iter()
+                .map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()))
+                .collect();
+            let n = keys.len();
+            let json = serde_json::json!({ "keys": keys }).to_string();
+            match Keys::from_jwk_set(&json) {
+                Ok(keys) => prop_assert_eq!(keys.verify.len() + keys.skipped.len(), n),
+                Err(ConfigError::NoUsableKey(skipped)) => prop_assert_eq!(skipped.len(), n),
+                Err(_) => {}
+            }
+        }
+    }
+}
