@@ -89,7 +89,7 @@ pub use claims::ClaimsRejection;
 pub use claims::{Authenticated, Claims, RegisteredClaims};
 pub use error::{AuthError, ErrorKind};
 pub use jsonwebtoken::Algorithm;
-pub use keys::{ConfigError, Keys};
+pub use keys::{ConfigError, Keys, SkippedKey};
 pub use layer::{FailureMode, JwtAuth, JwtAuthService, ResponseFuture, RevokeError, Stats};
 pub use session::{IssuedToken, Login, Refreshed, SessionError, Sessions};
 pub use source::{TokenSource, DEFAULT_MAX_TOKEN_LEN};
