@@ -91,6 +91,31 @@ impl<C> JwtAuth<C> {
         }
     }
 
+    /// A guard that lets through only tokens that grant `scope` (RFC 9068
+    /// `scope`, or `scp`); others get 403 "scope `…` required".
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use axum::{routing::get, Router};
+    /// use tower_jwt_auth::{JwtAuth, Keys};
+    ///
+    /// #[derive(Clone, serde::Deserialize)]
+    /// struct MyClaims {}
+    ///
+    /// let auth = JwtAuth::<MyClaims>::new(Keys::hs256(b"a secret of at least thirty-two bytes!").unwrap());
+    /// let app: Router = Router::new()
+    ///     .route("/orders", get(|| async { "orders" }))
+    ///     .route_layer(auth.require_scope("orders:read"))
+    ///     .layer(auth);
+    /// ```
+    pub fn require_scope(&self, scope: impl Into<String>) -> RequireLayer<C> {
+        let scope = scope.into();
+        self.require(format!("scope `{scope}`"), move |auth| {
+            auth.has_scope(&scope)
+        })
+    }
+
     /// A guard that lets through only requests with a verified token: the
     /// one way to mix public and protected routes on one router. Put the
     /// layer, [`optional`](Self::optional), on the whole router, and this

@@ -30,6 +30,11 @@ pub struct RegisteredClaims {
     pub iss: Option<String>,
     /// `aud`: the audiences (a single string becomes one element).
     pub aud: Vec<String>,
+    /// The granted scopes: RFC 9068's space-separated `scope`, or `scp`
+    /// (a list or a string, as Entra ID and Okta send it).
+    pub scope: Vec<String>,
+    /// `client_id` (RFC 9068): the OAuth client the token was issued to.
+    pub client_id: Option<String>,
 }
 
 /// The claims of a verified token as the layer puts them into the request's
@@ -87,6 +92,11 @@ impl<C> Authenticated<C> {
         self.alg
     }
 
+    /// Whether the token grants `scope` (see [`RegisteredClaims::scope`]).
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.registered.scope.iter().any(|s| s == scope)
+    }
+
     /// The key id the token named (header `kid`), if any.
     pub fn kid(&self) -> Option<&str> {
         self.kid.as_deref()
@@ -126,6 +136,7 @@ pub(crate) struct Anonymous(pub(crate) Arc<Config>);
 pub struct Claims<C>(pub C);
 
 /// Deserialized registered claims, borrowed from the payload where possible.
+/// (`Audience` doubles as "a string or a list of strings" for `scope`/`scp`.)
 #[derive(Deserialize)]
 pub(crate) struct RawRegistered<'a> {
     #[serde(borrow, default)]
@@ -144,6 +155,12 @@ pub(crate) struct RawRegistered<'a> {
     pub(crate) exp: Option<u64>,
     #[serde(default, deserialize_with = "numeric_date")]
     pub(crate) nbf: Option<u64>,
+    #[serde(borrow, default)]
+    pub(crate) scope: Option<Audience<'a>>,
+    #[serde(borrow, default)]
+    pub(crate) scp: Option<Audience<'a>>,
+    #[serde(borrow, default)]
+    pub(crate) client_id: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -180,6 +197,14 @@ impl RawRegistered<'_> {
             nbf: self.nbf,
             iss: self.iss.map(Cow::into_owned),
             aud: self.aud.map(Audience::into_vec).unwrap_or_default(),
+            scope: self
+                .scope
+                .into_iter()
+                .chain(self.scp)
+                .flat_map(Audience::into_vec)
+                .flat_map(|s| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+                .collect(),
+            client_id: self.client_id.map(Cow::into_owned),
         }
     }
 }

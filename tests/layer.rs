@@ -2138,3 +2138,39 @@ fn the_test_signer_mints_tokens_for_a_layer_whose_keys_cannot_sign() {
     let token = signing.test_token("alice", &json!({ "sub": "alice" }));
     assert!(hs_auth().verify(&token).is_ok());
 }
+
+#[tokio::test]
+async fn require_scope_reads_rfc9068_scope_and_scp_lists() {
+    let auth = hs_auth();
+    let svc = tower::ServiceBuilder::new()
+        .layer(auth.clone())
+        .layer(auth.require_scope("orders:read"))
+        .service(echo());
+    let mut with_scope = claims("alice");
+    with_scope["scope"] = json!("profile orders:read");
+    let res = svc
+        .clone()
+        .oneshot(bearer(&hs256(&with_scope)))
+        .await
+        .unwrap();
+    assert_accepted(&res, "alice");
+    let mut with_scp = claims("alice");
+    with_scp["scp"] = json!(["orders:read"]);
+    let res = svc
+        .clone()
+        .oneshot(bearer(&hs256(&with_scp)))
+        .await
+        .unwrap();
+    assert_accepted(&res, "alice");
+    let mut other = claims("alice");
+    other["scope"] = json!("orders:read:all profile");
+    let res = svc.oneshot(bearer(&hs256(&other))).await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(
+        res.body().contains("scope `orders:read` required"),
+        "{}",
+        res.body()
+    );
+    let verified = auth.verify(&hs256(&with_scope)).unwrap();
+    assert_eq!(verified.registered.scope, ["profile", "orders:read"]);
+}
