@@ -4,6 +4,7 @@
 pub mod hooked;
 pub mod http;
 pub mod layer;
+pub mod oidc;
 pub mod quickstart;
 pub mod redis_cluster;
 pub mod redis_sentinel;
