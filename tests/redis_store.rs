@@ -1582,7 +1582,7 @@ async fn the_session_index_always_has_a_ttl_covering_its_sessions() {
         .unwrap();
     let pttl: i64 = server.cmd(&["PTTL", index]);
     // Lifetime one hour, markers one minute.
-    assert!(pttl >= 3_600_000 && pttl <= 3_660_000, "PTTL {pttl}");
+    assert!((3_600_000..=3_660_000).contains(&pttl), "PTTL {pttl}");
     // A longer session raises it; a shorter one never lowers it.
     store
         .create_session(NewSession {
