@@ -23,7 +23,7 @@ const SWEEP_EVERY: u32 = 1024;
 /// they end. Expired entries are swept periodically, so memory stays bounded by
 /// what is live; a session that lapsed leaves a marker of why (kept as long
 /// as the markers of its login), and a subject keeps at most
-/// [`ENDED_MARKERS_PER_SUBJECT`] markers (about 8 KB). Durations are capped
+/// [`ENDED_MARKERS_PER_SUBJECT`] markers (about 9 KB). Durations are capped
 /// at [`MAX_KEEP`] (100 years). Deadlines follow `tokio::time`, so tests can
 /// pause the clock.
 ///
@@ -606,10 +606,11 @@ impl RevocationStore for MemoryStore {
                 return RotateOutcome::Invalid;
             };
             let spent = std::mem::replace(&mut session.refresh_hash, rotation.new_hash.clone());
-            session.earlier.push_back(kept_hash(&spent));
-            while session.earlier.len() as u64 > REFRESH_REUSE_WINDOW {
+            // Room is made first, so the queue never grows past the window.
+            while session.earlier.len() as u64 >= REFRESH_REUSE_WINDOW {
                 session.earlier.pop_front();
             }
+            session.earlier.push_back(kept_hash(&spent));
             session.generation = next;
             session.idle_timeout = rotation.idle_timeout;
             session.touch(now);

@@ -74,7 +74,7 @@ const MAX_MS: u64 = crate::store::MAX_KEEP.as_millis() as u64;
 /// session hash), its deny entries, and four keys of its own: however many
 /// sessions end, their markers share the one `ended` ZSET, capped at
 /// [`ENDED_MARKERS_PER_SUBJECT`](crate::store::ENDED_MARKERS_PER_SUBJECT)
-/// (64) members, about 3 KB. A token of a session that is neither live nor
+/// (64) members, 2.6 KB. A token of a session that is neither live nor
 /// marked is refused (`session_ended`).
 ///
 /// Subjects and ids are percent-encoded, so no two different ones share a key.
