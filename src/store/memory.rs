@@ -144,38 +144,14 @@ impl Session {
         self.idle_deadline = after(now, self.idle_timeout).min(self.end);
     }
 
-    /// What a refresh token of `generation` with the secret hashed to
-    /// `presented` is, for this session: the current one, a kept earlier
-    /// one (reuse), or neither.
-    fn refresh_match(&self, generation: u64, presented: &str) -> RefreshMatch {
-        use crate::util::constant_time_eq;
-        if generation == self.generation {
-            if constant_time_eq(presented.as_bytes(), self.refresh_hash.as_bytes()) {
-                return RefreshMatch::Current;
-            }
-            return RefreshMatch::Neither;
-        }
-        let Some(back) = self.generation.checked_sub(generation) else {
-            return RefreshMatch::Neither;
-        };
+    /// The kept hash prefix of an earlier `generation`, if it is one of the
+    /// last [`REFRESH_REUSE_WINDOW`] before the current one.
+    fn earlier_hash(&self, generation: u64) -> Option<&[u8; KEPT_HASH_HEX]> {
         // `back` is 1 for the generation just before the current one.
-        let kept = usize::try_from(back)
-            .ok()
-            .and_then(|back| self.earlier.len().checked_sub(back))
-            .and_then(|i| self.earlier.get(i));
-        match kept {
-            Some(kept) if constant_time_eq(&kept_hash(presented), kept) => RefreshMatch::Earlier,
-            _ => RefreshMatch::Neither,
-        }
+        let back = self.generation.checked_sub(generation).filter(|b| *b > 0)?;
+        let back = usize::try_from(back).ok()?;
+        self.earlier.get(self.earlier.len().checked_sub(back)?)
     }
-}
-
-/// See [`Session::refresh_match`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RefreshMatch {
-    Current,
-    Earlier,
-    Neither,
 }
 
 impl Subject {
@@ -589,18 +565,29 @@ impl RevocationStore for MemoryStore {
                 .sessions
                 .get_mut(&rotation.session_id)
                 .expect("live: not gone");
-            match session.refresh_match(rotation.generation, &rotation.presented_hash) {
-                RefreshMatch::Current => {}
-                RefreshMatch::Earlier => {
-                    s.end(
-                        &rotation.session_id,
-                        SessionEnd::RefreshReuse,
-                        now,
-                        rotation.markers,
-                    );
-                    return RotateOutcome::Reused;
+            use crate::util::constant_time_eq;
+            let current = rotation.generation == session.generation
+                && constant_time_eq(
+                    rotation.presented_hash.as_bytes(),
+                    session.refresh_hash.as_bytes(),
+                );
+            if !current {
+                // An earlier token ends the session only when it is proven
+                // to have been issued: its hash is the one kept for it.
+                let presented = kept_hash(&rotation.presented_hash);
+                let reused = session
+                    .earlier_hash(rotation.generation)
+                    .is_some_and(|kept| constant_time_eq(&presented, kept));
+                if !reused {
+                    return RotateOutcome::Invalid;
                 }
-                RefreshMatch::Neither => return RotateOutcome::Invalid,
+                s.end(
+                    &rotation.session_id,
+                    SessionEnd::RefreshReuse,
+                    now,
+                    rotation.markers,
+                );
+                return RotateOutcome::Reused;
             }
             let Some(next) = session.generation.checked_add(1) else {
                 return RotateOutcome::Invalid;
