@@ -6,8 +6,10 @@
 //! of one token cannot both win.
 //!
 //! Refresh tokens have the form `<base64url(subject)>.<session id>.<generation>.<secret>`;
-//! only the SHA-256 of the secret is stored. One-time tokens are 256 random
-//! bits; only their SHA-256 is stored.
+//! only the SHA-256 of the secret is stored (and, for reuse detection, a
+//! 128-bit prefix of it for the last
+//! [`REFRESH_REUSE_WINDOW`](crate::store::REFRESH_REUSE_WINDOW) generations).
+//! One-time tokens are 256 random bits; only their SHA-256 is stored.
 
 use std::fmt;
 use std::time::Duration;
@@ -205,6 +207,14 @@ fn parse_refresh(token: &str) -> Option<(String, &str, u64, &str)> {
         return None;
     };
     let subject = String::from_utf8(B64.decode(sub).ok()?).ok()?;
+    // Plain decimal digits only (`parse` would take a `+`), at most those
+    // of `u64::MAX`: one spelling per generation.
+    if generation.is_empty()
+        || generation.len() > 20
+        || !generation.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
     let generation = generation.parse().ok()?;
     if sid.is_empty() || secret.is_empty() {
         return None;
@@ -531,5 +541,22 @@ mod tests {
         assert_eq!(parse_refresh("a.b.c"), None);
         assert_eq!(parse_refresh("YQ.sid.x.secret"), None);
         assert_eq!(parse_refresh("YQ.sid.1.secret.extra"), None);
+        for generation in [
+            "+1",
+            "-1",
+            " 1",
+            "1 ",
+            "",
+            "18446744073709551616",
+            "0x1",
+            "1e3",
+        ] {
+            let token = format!("YQ.sid.{generation}.secret");
+            assert_eq!(parse_refresh(&token), None, "{generation:?}");
+        }
+        assert_eq!(
+            parse_refresh("YQ.sid.18446744073709551615.secret"),
+            Some(("a".to_owned(), "sid", u64::MAX, "secret"))
+        );
     }
 }

@@ -613,6 +613,314 @@ async fn session_ids_are_unique_and_listed_with_their_device(store: Arc<dyn Revo
     }
 }
 
+// ------------------------------------------------------- issue 12: store bugs
+
+/// `<base64url(subject)>.<sid>.<generation>.<secret>` with the subject part
+/// of a real refresh token.
+fn forged_refresh(real: &str, generation: &str, secret: &str) -> String {
+    let parts: Vec<&str> = real.split('.').collect();
+    format!("{}.{}.{generation}.{secret}", parts[0], parts[1])
+}
+
+/// Issue 12, bug 4: knowing a subject and a session id (readable in any
+/// access token) must not be enough to end the session: an older
+/// generation ends it only with the secret that was really issued for it.
+async fn a_forged_old_generation_ends_nothing_and_the_real_one_does(
+    store: Arc<dyn RevocationStore>,
+) {
+    let auth = auth(&store);
+    let s = auth.sessions();
+    let login = s.login("alice", "web", &claims()).await.unwrap();
+    let first = s
+        .refresh_with(&login.refresh_token, &claims())
+        .await
+        .unwrap();
+    for (generation, secret) in [
+        ("0", "garbage"),
+        ("0", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        ("1", "garbage"),
+        ("2", "garbage"),
+        ("9007199254740993", "garbage"),
+        ("18446744073709551615", "garbage"),
+    ] {
+        let forged = forged_refresh(&login.refresh_token, generation, secret);
+        assert!(
+            matches!(
+                s.refresh(&forged).await,
+                Err(SessionError::InvalidRefreshToken)
+            ),
+            "generation {generation}"
+        );
+        assert_ok(&auth, &first.access_token).await;
+    }
+    assert_eq!(live_session_ids(&s, "alice").await, vec![login.session_id]);
+    // The real generation-0 token again: theft, the session ends.
+    assert!(matches!(
+        s.refresh(&login.refresh_token).await,
+        Err(SessionError::RefreshReused)
+    ));
+    assert_revoked(&auth, &first.access_token, "refresh_reuse").await;
+    assert!(s.refresh(&first.refresh_token).await.is_err());
+}
+
+/// Issue 12, bug 4: reuse is recognised for the last 16 earlier
+/// generations; an older token is only invalid (its secret can no longer
+/// be proven) and ends nothing.
+async fn reuse_is_detected_within_the_window_of_earlier_generations(
+    store: Arc<dyn RevocationStore>,
+) {
+    let auth = auth(&store);
+    let s = auth.sessions();
+    let login = s.login("alice", "web", &claims()).await.unwrap();
+    let mut tokens = vec![login.refresh_token.clone()];
+    for _ in 0..20 {
+        let next = s.refresh(tokens.last().unwrap()).await.unwrap();
+        tokens.push(next.refresh_token);
+    }
+    // Generation 20 is current; 4..=19 are kept, 0..=3 are not.
+    for old in &tokens[..4] {
+        assert!(matches!(
+            s.refresh(old).await,
+            Err(SessionError::InvalidRefreshToken)
+        ));
+    }
+    assert_ok(&auth, &login.access_token).await;
+    assert!(matches!(
+        s.refresh(&tokens[4]).await,
+        Err(SessionError::RefreshReused)
+    ));
+    assert_revoked(&auth, &login.access_token, "refresh_reuse").await;
+}
+
+/// Issue 12, bug 5: a session that lapsed stays refused with its reason
+/// however many writes (which sweep the `MemoryStore`) come in between,
+/// even unauthenticated ones (refreshes with made-up tokens).
+async fn an_idle_session_stays_refused_after_a_flood_of_writes(store: Arc<dyn RevocationStore>) {
+    let auth = auth(&store).idle_timeout(Duration::from_millis(500));
+    let s = auth.sessions();
+    let login = s.login("alice", "web", &claims()).await.unwrap();
+    assert_ok(&auth, &login.access_token).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let flood = forged_refresh(
+        &s.login("flooder", "web", &claims())
+            .await
+            .unwrap()
+            .refresh_token,
+        "0",
+        "garbage",
+    );
+    for i in 0..1500 {
+        let bogus = flood.replace(".0.", &format!(".{i}."));
+        assert!(s.refresh(&bogus).await.is_err());
+    }
+    assert_revoked(&auth, &login.access_token, "idle_timeout").await;
+    assert!(matches!(
+        s.refresh(&login.refresh_token).await,
+        Err(SessionError::SessionEnded(_))
+    ));
+    assert_revoked(&auth, &login.access_token, "idle_timeout").await;
+}
+
+/// Issue 12, bug 5: a token whose session the store has never heard of
+/// (another store, a restart, a marker long gone) is never accepted.
+async fn a_token_of_an_unknown_session_is_refused(store: Arc<dyn RevocationStore>) {
+    let auth = auth(&store);
+    let s = auth.sessions();
+    let token = s
+        .issue_with_session("nobody-knows-me", Some("no-such-session"), &claims())
+        .unwrap()
+        .token;
+    assert_revoked(&auth, &token, "session_ended").await;
+    let token = s
+        .issue_with_session("alice", Some("no-such-session"), &claims())
+        .unwrap()
+        .token;
+    s.login("alice", "web", &claims()).await.unwrap();
+    assert_revoked(&auth, &token, "session_ended").await;
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Issue 12, bug 6: a ban of any length (up to `Duration::MAX`) applies, is
+/// reported with an end in the future (bans are capped at 100 years) and
+/// never panics the store.
+async fn a_huge_ban_applies_and_ends_in_the_future(store: Arc<dyn RevocationStore>) {
+    let auth = auth(&store);
+    let s = auth.sessions();
+    let hundred_years = 100 * 365 * 24 * 3600;
+    for (i, duration) in [
+        Duration::MAX,
+        Duration::from_secs(u64::MAX),
+        Duration::from_secs(18_446_744_073_709_551),
+        Duration::from_millis(u64::MAX),
+        Duration::from_secs(hundred_years * 2),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let subject = format!("huge-ban-{i}");
+        let login = s.login(&subject, "web", &claims()).await.unwrap();
+        s.ban(&subject, Some(duration)).await.unwrap();
+        assert_revoked(&auth, &login.access_token, "banned").await;
+        let verdict = store
+            .check(&check_request(&subject, "any-token"))
+            .await
+            .unwrap();
+        let tower_jwt_auth::store::Verdict::Revoked(tower_jwt_auth::RevocationReason::Banned {
+            until: Some(until),
+        }) = verdict
+        else {
+            panic!("{duration:?}: {verdict:?}");
+        };
+        let now = unix_now();
+        assert!(
+            until > now + hundred_years - 86_400 && until <= now + hundred_years + 86_400,
+            "{duration:?}: until {until}, now {now}"
+        );
+        match s.login(&subject, "web", &claims()).await {
+            Err(SessionError::Banned { until: Some(u) }) => assert!(u > now, "{u}"),
+            other => panic!("{duration:?}: {other:?}"),
+        }
+        assert!(s.unban(&subject).await.unwrap());
+        s.login(&subject, "web", &claims()).await.unwrap();
+    }
+}
+
+/// Issue 12, bug 6: every duration a caller hands a store may be as large
+/// as `Duration::MAX`: nothing panics, and each entry holds.
+async fn huge_durations_never_panic_a_store(store: Arc<dyn RevocationStore>) {
+    let max = Duration::MAX;
+    store.deny_token("alice", "t1", max).await.unwrap();
+    assert_ne!(
+        store.check(&check_request("alice", "t1")).await.unwrap(),
+        tower_jwt_auth::store::Verdict::Valid
+    );
+    store
+        .revoke_subject("bob", unix_now(), Some(max), max)
+        .await
+        .unwrap();
+    assert_ne!(
+        store.check(&check_request("bob", "t")).await.unwrap(),
+        tower_jwt_auth::store::Verdict::Valid
+    );
+    let session = tower_jwt_auth::store::NewSession {
+        subject: "carol".into(),
+        session_id: "s1".into(),
+        device: "web".into(),
+        refresh_hash: "h0".into(),
+        max_sessions: 1,
+        limit_policy: LimitPolicy::EvictOldest,
+        replace_same_device: false,
+        idle_timeout: max,
+        lifetime: max,
+        markers: max,
+    };
+    store.create_session(session.clone()).await.unwrap();
+    let mut check = check_request("carol", "t");
+    check.session_id = Some("s1".into());
+    check.touch_interval = Duration::ZERO;
+    check.idle_timeout = max;
+    check.marker_ttl = max;
+    assert_eq!(
+        store.check(&check).await.unwrap(),
+        tower_jwt_auth::store::Verdict::Valid
+    );
+    let rotation = tower_jwt_auth::store::Rotation {
+        subject: "carol".into(),
+        session_id: "s1".into(),
+        generation: 0,
+        presented_hash: "h0".into(),
+        new_hash: "h1".into(),
+        idle_timeout: max,
+        markers: max,
+    };
+    assert_eq!(
+        store.rotate_refresh(rotation.clone()).await.unwrap(),
+        tower_jwt_auth::store::RotateOutcome::Rotated { generation: 1 }
+    );
+    let listed = store.list_sessions("carol").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].expires_at > listed[0].created_at);
+    // A second login evicts the first (limit 1), leaving a marker kept "for ever".
+    store
+        .create_session(tower_jwt_auth::store::NewSession {
+            session_id: "s2".into(),
+            ..session
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.check(&check).await.unwrap(),
+        tower_jwt_auth::store::Verdict::Revoked(tower_jwt_auth::RevocationReason::SessionEnded(
+            tower_jwt_auth::SessionEnd::Replaced
+        ))
+    );
+    for generation in [u64::MAX, u64::MAX - 1, 1 << 53, (1 << 53) + 1] {
+        let outcome = store
+            .rotate_refresh(tower_jwt_auth::store::Rotation {
+                session_id: "s2".into(),
+                generation,
+                ..rotation.clone()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            outcome,
+            tower_jwt_auth::store::RotateOutcome::Invalid,
+            "{generation}"
+        );
+    }
+    assert_eq!(
+        store
+            .end_all_sessions("carol", tower_jwt_auth::SessionEnd::Kicked, max)
+            .await
+            .unwrap(),
+        1
+    );
+    store.put_one_time("p", "h", "dave", max).await.unwrap();
+    assert_eq!(
+        store.take_one_time("p", "h").await.unwrap().as_deref(),
+        Some("dave")
+    );
+}
+
+/// Issue 12, bug 9: one account logging in again and again with a small
+/// device limit leaves a bounded number of markers, and every evicted
+/// session's token stays refused, with or without its marker.
+async fn evicted_sessions_stay_refused_when_their_markers_are_capped(
+    store: Arc<dyn RevocationStore>,
+) {
+    let auth = auth(&store).max_sessions(2);
+    let s = auth.sessions();
+    let mut logins = Vec::new();
+    for i in 0..300 {
+        logins.push(s.login("alice", &format!("d{i}"), &claims()).await.unwrap());
+    }
+    let (evicted, live) = logins.split_at(298);
+    for login in live {
+        assert_ok(&auth, &login.access_token).await;
+    }
+    // The oldest markers were dropped by the cap: refused all the same.
+    for login in &evicted[..10] {
+        let (status, reason) = call(&auth, &login.access_token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(
+            matches!(reason.as_deref(), Some("session_ended" | "replaced")),
+            "{reason:?}"
+        );
+        assert!(s.refresh(&login.refresh_token).await.is_err());
+    }
+    // The latest ones still tell why.
+    for login in &evicted[evicted.len() - 10..] {
+        assert_revoked(&auth, &login.access_token, "replaced").await;
+    }
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod memory_store {
@@ -690,4 +998,28 @@ conformance!(
     two_concurrent_refreshes_of_one_token_have_one_winner,
     one_time_tokens_are_consumed_exactly_once,
     session_ids_are_unique_and_listed_with_their_device,
+    a_forged_old_generation_ends_nothing_and_the_real_one_does,
+    reuse_is_detected_within_the_window_of_earlier_generations,
+    an_idle_session_stays_refused_after_a_flood_of_writes,
+    a_token_of_an_unknown_session_is_refused,
+    a_huge_ban_applies_and_ends_in_the_future,
+    huge_durations_never_panic_a_store,
+    evicted_sessions_stay_refused_when_their_markers_are_capped,
 );
+
+/// Issue 12, bug 9: the `MemoryStore` holds a bounded number of entries for
+/// one account however often it logs in (device limit 2: two sessions and
+/// at most 64 markers).
+#[tokio::test]
+async fn memory_store_markers_per_subject_are_bounded() {
+    let memory = tower_jwt_auth::MemoryStore::new();
+    let store: Arc<dyn RevocationStore> = Arc::new(memory.clone());
+    let auth = auth(&store).max_sessions(2);
+    let s = auth.sessions();
+    let first = s.login("alice", "web", &claims()).await.unwrap();
+    for i in 0..2000 {
+        s.login("alice", &format!("d{i}"), &claims()).await.unwrap();
+    }
+    assert!(memory.len() <= 2 + 64, "{} entries", memory.len());
+    assert_revoked(&auth, &first.access_token, "session_ended").await;
+}

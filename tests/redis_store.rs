@@ -1559,3 +1559,180 @@ async fn a_store_over_an_existing_bb8_pool_works_the_same() {
         Verdict::Valid
     );
 }
+
+// --- issue 12: store bugs ------------------------------------------------------
+
+/// Every key of `subject` (default prefix).
+fn subject_keys(server: &RedisServer, subject: &str) -> Vec<String> {
+    let mut keys: Vec<String> = server.cmd(&["KEYS", &format!("jwt:{{{subject}}}:*")]);
+    keys.sort();
+    keys
+}
+
+/// Issue 12, bug 7: the subject's `sessions` index always has a TTL at least
+/// as long as its longest session's lifetime, from the first login on.
+#[tokio::test]
+async fn the_session_index_always_has_a_ttl_covering_its_sessions() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    let index = "jwt:{alice}:sessions";
+    store
+        .create_session(session("alice", "s1", "web"))
+        .await
+        .unwrap();
+    let pttl: i64 = server.cmd(&["PTTL", index]);
+    // Lifetime one hour, markers one minute.
+    assert!((3_600_000..=3_660_000).contains(&pttl), "PTTL {pttl}");
+    // A longer session raises it; a shorter one never lowers it.
+    store
+        .create_session(NewSession {
+            lifetime: Duration::from_secs(7200),
+            ..session("alice", "s2", "web")
+        })
+        .await
+        .unwrap();
+    let pttl: i64 = server.cmd(&["PTTL", index]);
+    assert!(pttl >= 7_200_000, "PTTL {pttl}");
+    store
+        .create_session(NewSession {
+            lifetime: Duration::from_secs(10),
+            ..session("alice", "s3", "web")
+        })
+        .await
+        .unwrap();
+    let pttl: i64 = server.cmd(&["PTTL", index]);
+    assert!(pttl >= 7_200_000 - 5_000, "PTTL {pttl}");
+    // Every other key of the subject expires by itself too.
+    assert_eq!(
+        store.check(&sreq("alice", "s1")).await.unwrap(),
+        Verdict::Valid
+    );
+    store
+        .end_session("alice", "s3", SessionEnd::Kicked, MARKERS)
+        .await
+        .unwrap();
+    for key in subject_keys(&server, "alice") {
+        let pttl: i64 = server.cmd(&["PTTL", &key]);
+        assert!(pttl > 0, "{key} has PTTL {pttl}");
+    }
+}
+
+/// Issue 12, bug 9: one account that logs in again and again (device limit
+/// 2) keeps a bounded number of keys (two sessions with their `fresh` keys,
+/// the index, one capped marker set), not one marker key per evicted session.
+#[tokio::test]
+async fn evicted_sessions_leave_a_bounded_number_of_keys_per_subject() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    // Shaped like the crate's own session ids (22 characters).
+    let id = |i: usize| format!("{i:0>22}");
+    for i in 0..500 {
+        let outcome = store
+            .create_session(NewSession {
+                max_sessions: 2,
+                ..session("alice", &id(i), "web")
+            })
+            .await
+            .unwrap();
+        assert!(matches!(outcome, CreateOutcome::Created { .. }));
+        // Checks set `fresh` keys and mark nothing: the worst case.
+        assert_eq!(
+            store.check(&sreq("alice", &id(i))).await.unwrap(),
+            Verdict::Valid
+        );
+    }
+    let keys = subject_keys(&server, "alice");
+    assert!(keys.len() <= 6, "{} keys: {keys:?}", keys.len());
+    let marker_keys = keys.iter().filter(|k| k.contains("ended")).count();
+    assert_eq!(marker_keys, 1, "{keys:?}");
+    // The first sessions' markers were dropped: refused all the same.
+    assert_eq!(
+        store.check(&sreq("alice", &id(0))).await.unwrap(),
+        ended(SessionEnd::Unknown)
+    );
+    assert_eq!(
+        store.check(&sreq("alice", &id(497))).await.unwrap(),
+        ended(SessionEnd::Replaced)
+    );
+    assert_eq!(
+        store
+            .rotate_refresh(rotation("alice", &id(0), 0, "x", "y"))
+            .await
+            .unwrap(),
+        RotateOutcome::SessionEnded(SessionEnd::Unknown)
+    );
+    let usage: i64 = server.cmd(&["MEMORY", "USAGE", "jwt:{alice}:ended"]);
+    println!("ended markers of one subject: {usage} bytes (MEMORY USAGE)");
+    assert!(usage < 8 * 1024, "{usage} bytes");
+}
+
+/// Issue 12, bug 4: an older generation with a secret that was never issued
+/// is invalid and changes nothing; with the one that was, the session ends.
+#[tokio::test]
+async fn an_old_generation_ends_the_session_only_with_the_hash_it_was_issued_with() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    store
+        .create_session(session("alice", "s1", "web"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .rotate_refresh(rotation("alice", "s1", 0, "rt-s1-0", "h1"))
+            .await
+            .unwrap(),
+        RotateOutcome::Rotated { generation: 1 }
+    );
+    for (generation, presented) in [
+        (0, "forged"),
+        (0, "h1"),
+        (0, ""),
+        (u64::MAX, "h1"),
+        (1 << 53, "h1"),
+    ] {
+        assert_eq!(
+            store
+                .rotate_refresh(rotation("alice", "s1", generation, presented, "x"))
+                .await
+                .unwrap(),
+            RotateOutcome::Invalid,
+            "generation {generation}, {presented}"
+        );
+    }
+    assert_eq!(
+        store.check(&sreq("alice", "s1")).await.unwrap(),
+        Verdict::Valid
+    );
+    assert_eq!(
+        store
+            .rotate_refresh(rotation("alice", "s1", 0, "rt-s1-0", "x"))
+            .await
+            .unwrap(),
+        RotateOutcome::Reused
+    );
+    assert_eq!(
+        store.check(&sreq("alice", "s1")).await.unwrap(),
+        ended(SessionEnd::RefreshReuse)
+    );
+}
+
+/// Issue 12, bug 6: a ban of `Duration::MAX` is capped at 100 years and
+/// reported with that end.
+#[tokio::test]
+async fn a_ban_of_duration_max_lasts_a_hundred_years() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    store
+        .ban("alice", Some(Duration::MAX), MARKERS)
+        .await
+        .unwrap();
+    let hundred_years = 100 * 365 * 24 * 3600;
+    let Verdict::Revoked(RevocationReason::Banned { until: Some(until) }) =
+        store.check(&req("alice", "t")).await.unwrap()
+    else {
+        panic!("not banned");
+    };
+    assert!(until.abs_diff(now_secs() + hundred_years) <= 2, "{until}");
+    let pttl: i64 = server.cmd(&["PTTL", "jwt:{alice}:ban"]);
+    assert!(pttl > (hundred_years as i64 - 10) * 1000, "PTTL {pttl}");
+}

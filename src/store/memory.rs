@@ -1,6 +1,6 @@
 //! The in-process store.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -8,8 +8,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{
-    unix_millis, CheckRequest, CreateOutcome, LimitPolicy, NewSession, RevocationReason,
-    RevocationStore, RotateOutcome, Rotation, SessionEnd, SessionInfo, StoreFuture, Verdict,
+    capped_millis, unix_millis, CheckRequest, CreateOutcome, LimitPolicy, NewSession,
+    RevocationReason, RevocationStore, RotateOutcome, Rotation, SessionEnd, SessionInfo,
+    StoreFuture, Verdict, ENDED_MARKERS_PER_SUBJECT, KEPT_HASH_HEX, MAX_KEEP, REFRESH_REUSE_WINDOW,
 };
 
 /// How many writes between two sweeps of expired entries.
@@ -20,7 +21,11 @@ const SWEEP_EVERY: u32 = 1024;
 /// Entries expire by themselves: deny entries when the token could no longer be
 /// accepted anyway, sessions after their idle timeout or lifetime, bans when
 /// they end. Expired entries are swept periodically, so memory stays bounded by
-/// what is live. Deadlines follow `tokio::time`, so tests can pause the clock.
+/// what is live; a session that lapsed leaves a marker of why (kept as long
+/// as the markers of its login), and a subject keeps at most
+/// [`ENDED_MARKERS_PER_SUBJECT`] markers (about 9 KB). Durations are capped
+/// at [`MAX_KEEP`] (100 years). Deadlines follow `tokio::time`, so tests can
+/// pause the clock.
 ///
 /// Cloning is cheap and clones share state.
 ///
@@ -77,12 +82,39 @@ struct Session {
     idle_timeout: Duration,
     generation: u64,
     refresh_hash: String,
+    /// The kept prefixes of the hashes of the last (at most
+    /// [`REFRESH_REUSE_WINDOW`]) generations before `generation`, oldest
+    /// first: the last one is `generation - 1`'s.
+    earlier: VecDeque<[u8; KEPT_HASH_HEX]>,
+    /// How long the marker of this session is kept when it is found lapsed
+    /// by a sweep (its login's [`NewSession::markers`]).
+    markers: Duration,
+}
+
+/// `now + d`, with `d` capped at [`MAX_KEEP`] (and, should the clock not
+/// reach that far, as far as it reaches): never panics.
+fn after(now: Instant, d: Duration) -> Instant {
+    let mut d = d.min(MAX_KEEP);
+    loop {
+        if let Some(t) = now.checked_add(d) {
+            return t;
+        }
+        d /= 2;
+    }
+}
+
+/// The kept part of a refresh hash (its first [`KEPT_HASH_HEX`] bytes).
+fn kept_hash(hash: &str) -> [u8; KEPT_HASH_HEX] {
+    let mut kept = [0; KEPT_HASH_HEX];
+    let bytes = &hash.as_bytes()[..hash.len().min(KEPT_HASH_HEX)];
+    kept[..bytes.len()].copy_from_slice(bytes);
+    kept
 }
 
 impl Session {
     fn expires_at(&self, now: Instant) -> u64 {
         let deadline = self.idle_deadline.min(self.end);
-        unix_millis() + deadline.saturating_duration_since(now).as_millis() as u64
+        unix_millis().saturating_add(capped_millis(deadline.saturating_duration_since(now)))
     }
 
     fn info(&self, id: &str, now: Instant) -> SessionInfo {
@@ -109,7 +141,16 @@ impl Session {
     fn touch(&mut self, now: Instant) {
         self.last_touch = now;
         self.last_seen_at = unix_millis();
-        self.idle_deadline = (now + self.idle_timeout).min(self.end);
+        self.idle_deadline = after(now, self.idle_timeout).min(self.end);
+    }
+
+    /// The kept hash prefix of an earlier `generation`, if it is one of the
+    /// last [`REFRESH_REUSE_WINDOW`] before the current one.
+    fn earlier_hash(&self, generation: u64) -> Option<&[u8; KEPT_HASH_HEX]> {
+        // `back` is 1 for the generation just before the current one.
+        let back = self.generation.checked_sub(generation).filter(|b| *b > 0)?;
+        let back = usize::try_from(back).ok()?;
+        self.earlier.get(self.earlier.len().checked_sub(back)?)
     }
 }
 
@@ -124,16 +165,43 @@ impl Subject {
         }
     }
 
-    /// Move lapsed sessions to the ended markers; keep markers for `markers`.
-    fn prune(&mut self, now: Instant, markers: Duration) {
-        let lapsed: Vec<(String, SessionEnd)> = self
+    /// Leave the marker of an ended session until `until`, keeping at most
+    /// [`ENDED_MARKERS_PER_SUBJECT`]: beyond it, expired markers go, then
+    /// the ones that expire first. A token of a session without a marker is
+    /// refused all the same ([`SessionEnd::Unknown`]).
+    fn mark_ended(&mut self, id: &str, why: SessionEnd, until: Instant, now: Instant) {
+        if until <= now {
+            self.ended.remove(id);
+            return;
+        }
+        if !self.ended.contains_key(id) && self.ended.len() >= ENDED_MARKERS_PER_SUBJECT {
+            self.ended.retain(|_, (_, until)| *until > now);
+            while self.ended.len() >= ENDED_MARKERS_PER_SUBJECT {
+                let first = self
+                    .ended
+                    .iter()
+                    .min_by_key(|(_, (_, until))| *until)
+                    .map(|(id, _)| id.clone());
+                match first {
+                    Some(first) => self.ended.remove(&first),
+                    None => break,
+                };
+            }
+        }
+        self.ended.insert(id.to_owned(), (why, until));
+    }
+
+    /// Move lapsed sessions to the ended markers, each kept as long as its
+    /// login asked for.
+    fn prune(&mut self, now: Instant) {
+        let lapsed: Vec<(String, SessionEnd, Duration)> = self
             .sessions
             .iter()
-            .filter_map(|(id, s)| s.lapsed(now).map(|why| (id.clone(), why)))
+            .filter_map(|(id, s)| s.lapsed(now).map(|why| (id.clone(), why, s.markers)))
             .collect();
-        for (id, why) in lapsed {
+        for (id, why, markers) in lapsed {
             self.sessions.remove(&id);
-            self.ended.insert(id, (why, now + markers));
+            self.mark_ended(&id, why, after(now, markers), now);
         }
     }
 
@@ -141,7 +209,7 @@ impl Subject {
         match self.sessions.remove(id) {
             Some(session) => {
                 let why = session.lapsed(now).unwrap_or(why);
-                self.ended.insert(id.to_owned(), (why, now + markers));
+                self.mark_ended(id, why, after(now, markers), now);
                 true
             }
             None => false,
@@ -149,7 +217,7 @@ impl Subject {
     }
 
     fn end_all(&mut self, why: SessionEnd, now: Instant, markers: Duration) -> usize {
-        self.prune(now, markers);
+        self.prune(now);
         let ids: Vec<String> = self.sessions.keys().cloned().collect();
         for id in &ids {
             self.end(id, why, now, markers);
@@ -157,11 +225,13 @@ impl Subject {
         ids.len()
     }
 
-    /// The reason a session that is not live ended.
-    fn ended_reason(&mut self, id: &str, now: Instant) -> Option<SessionEnd> {
+    /// `None` while the session is live; otherwise why it is not. A session
+    /// found lapsed is moved to a marker kept for `markers`.
+    fn gone(&mut self, id: &str, now: Instant, markers: Duration) -> Option<SessionEnd> {
         if let Some(session) = self.sessions.get(id) {
             let why = session.lapsed(now)?;
             self.sessions.remove(id);
+            self.mark_ended(id, why, after(now, markers), now);
             return Some(why);
         }
         Some(match self.ended.get(id) {
@@ -186,8 +256,10 @@ impl Subject {
         if self.banned(now).is_none() {
             self.ban = None;
         }
-        self.sessions.retain(|_, s| s.lapsed(now).is_none());
         self.ended.retain(|_, (_, until)| *until > now);
+        // Lapsed sessions leave their markers (a token of theirs must keep
+        // telling why, and is refused once the marker is gone too).
+        self.prune(now);
     }
 }
 
@@ -258,7 +330,11 @@ impl MemoryStore {
         let now = Instant::now();
         let mut state = self.lock();
         let Some(subject) = state.subjects.get_mut(&*req.subject) else {
-            return Verdict::Valid;
+            // A session this store does not know is over.
+            return match req.session_id {
+                Some(_) => Verdict::Revoked(RevocationReason::SessionEnded(SessionEnd::Unknown)),
+                None => Verdict::Valid,
+            };
         };
         if let Some(until) = subject.banned(now) {
             return Verdict::Revoked(RevocationReason::Banned { until });
@@ -273,24 +349,12 @@ impl MemoryStore {
             }
         }
         if let Some(sid) = req.session_id.as_deref() {
-            let live = subject
-                .sessions
-                .get(sid)
-                .is_some_and(|s| s.lapsed(now).is_none());
-            if !live {
-                let lapsed = subject.sessions.contains_key(sid);
-                let why = subject
-                    .ended_reason(sid, now)
-                    .unwrap_or(SessionEnd::Unknown);
-                if lapsed {
-                    // Keep telling later requests why, as after a kick.
-                    subject
-                        .ended
-                        .insert(sid.to_owned(), (why, now + req.marker_ttl));
-                }
+            // A lapsed session leaves a marker, to keep telling later
+            // requests why, as after a kick.
+            if let Some(why) = subject.gone(sid, now, req.marker_ttl) {
                 return Verdict::Revoked(RevocationReason::SessionEnded(why));
             }
-            let session = subject.sessions.get_mut(sid).expect("checked live above");
+            let session = subject.sessions.get_mut(sid).expect("live: not gone");
             if now.saturating_duration_since(session.last_touch) >= req.touch_interval {
                 session.touch(now);
             }
@@ -303,8 +367,9 @@ fn ready<'a, T: Send + 'a>(value: T) -> StoreFuture<'a, T> {
     Box::pin(std::future::ready(Ok(value)))
 }
 
+/// Unix seconds `d` from now, `d` capped at [`MAX_KEEP`].
 fn unix_secs_after(d: Duration) -> u64 {
-    (unix_millis() + d.as_millis() as u64) / 1000
+    unix_millis().saturating_add(capped_millis(d)) / 1000
 }
 
 impl RevocationStore for MemoryStore {
@@ -324,7 +389,7 @@ impl RevocationStore for MemoryStore {
         ttl: Duration,
     ) -> StoreFuture<'a, ()> {
         self.write(subject, |s, now| {
-            let until = now + ttl;
+            let until = after(now, ttl);
             let entry = s.deny.entry(token_id.to_owned()).or_insert(until);
             *entry = (*entry).max(until);
         });
@@ -339,7 +404,7 @@ impl RevocationStore for MemoryStore {
         markers: Duration,
     ) -> StoreFuture<'a, ()> {
         self.write(subject, |s, now| {
-            let keep = keep_for.map(|d| now + d);
+            let keep = keep_for.map(|d| after(now, d));
             s.not_before = Some(match s.not_before {
                 Some((mark, old_keep)) => {
                     let keep = match (old_keep, keep) {
@@ -363,7 +428,7 @@ impl RevocationStore for MemoryStore {
     ) -> StoreFuture<'a, ()> {
         self.write(subject, |s, now| {
             s.ban = Some(Ban {
-                until: duration.map(|d| (now + d, unix_secs_after(d))),
+                until: duration.map(|d| (after(now, d), unix_secs_after(d))),
             });
             s.end_all(SessionEnd::Banned, now, markers);
         });
@@ -384,7 +449,7 @@ impl RevocationStore for MemoryStore {
             if let Some(until) = s.banned(now) {
                 return CreateOutcome::Banned { until };
             }
-            s.prune(now, new.markers);
+            s.prune(now);
             let mut replaced = Vec::new();
             if new.replace_same_device {
                 let same: Vec<String> = s
@@ -417,9 +482,13 @@ impl RevocationStore for MemoryStore {
             }
             // Strictly after every live session, so logins within one
             // millisecond still evict in login order.
-            let newest = s.sessions.values().map(|x| x.created_at + 1).max();
+            let newest = s
+                .sessions
+                .values()
+                .map(|x| x.created_at.saturating_add(1))
+                .max();
             let created_at = unix_millis().max(newest.unwrap_or(0));
-            let end = now + new.lifetime;
+            let end = after(now, new.lifetime);
             s.sessions.insert(
                 new.session_id.clone(),
                 Session {
@@ -427,11 +496,13 @@ impl RevocationStore for MemoryStore {
                     created_at,
                     last_seen_at: created_at,
                     last_touch: now,
-                    idle_deadline: (now + new.idle_timeout).min(end),
+                    idle_deadline: after(now, new.idle_timeout).min(end),
                     end,
                     idle_timeout: new.idle_timeout,
                     generation: 0,
                     refresh_hash: new.refresh_hash.clone(),
+                    earlier: VecDeque::new(),
+                    markers: new.markers,
                 },
             );
             s.ended.remove(&new.session_id);
@@ -487,21 +558,29 @@ impl RevocationStore for MemoryStore {
 
     fn rotate_refresh(&self, rotation: Rotation) -> StoreFuture<'_, RotateOutcome> {
         let outcome = self.write(&rotation.subject, |s, now| {
-            let live = s
-                .sessions
-                .get(&rotation.session_id)
-                .is_some_and(|sess| sess.lapsed(now).is_none());
-            if !live {
-                let why = s
-                    .ended_reason(&rotation.session_id, now)
-                    .unwrap_or(SessionEnd::Unknown);
+            if let Some(why) = s.gone(&rotation.session_id, now, rotation.markers) {
                 return RotateOutcome::SessionEnded(why);
             }
             let session = s
                 .sessions
                 .get_mut(&rotation.session_id)
-                .expect("checked live above");
-            if rotation.generation < session.generation {
+                .expect("live: not gone");
+            use crate::util::constant_time_eq;
+            let current = rotation.generation == session.generation
+                && constant_time_eq(
+                    rotation.presented_hash.as_bytes(),
+                    session.refresh_hash.as_bytes(),
+                );
+            if !current {
+                // An earlier token ends the session only when it is proven
+                // to have been issued: its hash is the one kept for it.
+                let presented = kept_hash(&rotation.presented_hash);
+                let reused = session
+                    .earlier_hash(rotation.generation)
+                    .is_some_and(|kept| constant_time_eq(&presented, kept));
+                if !reused {
+                    return RotateOutcome::Invalid;
+                }
                 s.end(
                     &rotation.session_id,
                     SessionEnd::RefreshReuse,
@@ -510,16 +589,16 @@ impl RevocationStore for MemoryStore {
                 );
                 return RotateOutcome::Reused;
             }
-            let matches = rotation.generation == session.generation
-                && crate::util::constant_time_eq(
-                    rotation.presented_hash.as_bytes(),
-                    session.refresh_hash.as_bytes(),
-                );
-            if !matches {
+            let Some(next) = session.generation.checked_add(1) else {
                 return RotateOutcome::Invalid;
+            };
+            let spent = std::mem::replace(&mut session.refresh_hash, rotation.new_hash.clone());
+            // Room is made first, so the queue never grows past the window.
+            while session.earlier.len() as u64 >= REFRESH_REUSE_WINDOW {
+                session.earlier.pop_front();
             }
-            session.generation += 1;
-            session.refresh_hash = rotation.new_hash.clone();
+            session.earlier.push_back(kept_hash(&spent));
+            session.generation = next;
             session.idle_timeout = rotation.idle_timeout;
             session.touch(now);
             RotateOutcome::Rotated {
@@ -537,7 +616,7 @@ impl RevocationStore for MemoryStore {
         ttl: Duration,
     ) -> StoreFuture<'a, ()> {
         let mut state = self.lock();
-        let until = Instant::now() + ttl;
+        let until = after(Instant::now(), ttl);
         state.one_time.insert(
             (purpose.to_owned(), token_hash.to_owned()),
             (subject.to_owned(), until),
@@ -620,5 +699,101 @@ mod tests {
         // The first batch expired and was swept without an explicit sweep().
         let len = store.len();
         assert!(len <= SWEEP_EVERY as usize, "{len} entries left");
+    }
+
+    fn new_session(subject: &str, sid: &str) -> NewSession {
+        NewSession {
+            subject: subject.into(),
+            session_id: sid.into(),
+            device: "web".into(),
+            refresh_hash: "h0".into(),
+            max_sessions: 0,
+            limit_policy: LimitPolicy::EvictOldest,
+            replace_same_device: false,
+            idle_timeout: Duration::from_secs(3),
+            lifetime: Duration::from_secs(3600),
+            markers: Duration::from_secs(60),
+        }
+    }
+
+    fn session_check<'a>(subject: &'a str, sid: &'a str) -> CheckRequest<'a> {
+        CheckRequest {
+            session_id: Some(sid.into()),
+            ..check(subject, "t")
+        }
+    }
+
+    /// Issue 12, bug 5: a sweep turns a lapsed session into its marker, and
+    /// once the marker is gone too the token is still refused.
+    #[tokio::test(start_paused = true)]
+    async fn a_sweep_leaves_the_marker_of_a_lapsed_session() {
+        let store = MemoryStore::new();
+        store
+            .create_session(new_session("alice", "s1"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.check(&session_check("alice", "s1")).await.unwrap(),
+            Verdict::Valid
+        );
+        tokio::time::advance(Duration::from_secs(5)).await;
+        store.sweep();
+        assert_eq!(store.len(), 1, "the marker");
+        let idle = Verdict::Revoked(RevocationReason::SessionEnded(SessionEnd::IdleTimeout));
+        assert_eq!(
+            store.check(&session_check("alice", "s1")).await.unwrap(),
+            idle
+        );
+        // The marker lapses after the login's marker time: the subject goes,
+        // the token stays refused.
+        tokio::time::advance(Duration::from_secs(61)).await;
+        store.sweep();
+        assert!(store.is_empty(), "{} entries", store.len());
+        assert_eq!(
+            store.check(&session_check("alice", "s1")).await.unwrap(),
+            Verdict::Revoked(RevocationReason::SessionEnded(SessionEnd::Unknown))
+        );
+    }
+
+    /// Issue 12, bug 9: markers are capped per subject; the ones that expire
+    /// first go.
+    #[tokio::test(start_paused = true)]
+    async fn markers_are_capped_per_subject() {
+        let store = MemoryStore::new();
+        for i in 0..ENDED_MARKERS_PER_SUBJECT + 10 {
+            let sid = format!("s{i}");
+            store
+                .create_session(new_session("alice", &sid))
+                .await
+                .unwrap();
+            let markers = Duration::from_secs(100 + i as u64);
+            store
+                .end_session("alice", &sid, SessionEnd::Kicked, markers)
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.len(), ENDED_MARKERS_PER_SUBJECT);
+        let kicked = Verdict::Revoked(RevocationReason::SessionEnded(SessionEnd::Kicked));
+        let unknown = Verdict::Revoked(RevocationReason::SessionEnded(SessionEnd::Unknown));
+        assert_eq!(
+            store.check(&session_check("alice", "s0")).await.unwrap(),
+            unknown
+        );
+        assert_eq!(
+            store.check(&session_check("alice", "s10")).await.unwrap(),
+            kicked
+        );
+    }
+
+    /// Issue 12, bug 6: deadlines beyond what `Instant` holds are capped,
+    /// never a panic.
+    #[tokio::test]
+    async fn durations_up_to_max_are_capped() {
+        let now = Instant::now();
+        assert!(after(now, Duration::MAX) > now + Duration::from_secs(99 * 365 * 24 * 3600));
+        assert_eq!(after(now, Duration::MAX), after(now, MAX_KEEP));
+        let secs = unix_secs_after(Duration::MAX);
+        assert!(secs > unix_millis() / 1000 + 99 * 365 * 24 * 3600, "{secs}");
+        assert!(unix_secs_after(Duration::from_secs(u64::MAX)).abs_diff(secs) <= 1);
     }
 }

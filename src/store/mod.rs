@@ -39,6 +39,36 @@ pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use near_cache::{NearCacheConfig, NearCacheStats};
 
+/// How many earlier refresh-token generations a session remembers, so that
+/// [`RevocationStore::rotate_refresh`] can prove that an already rotated
+/// token presented again was really issued before it ends the session for
+/// reuse. Of each, a 128-bit prefix of the secret's SHA-256 is kept
+/// (16 × 32 hex characters per session at most: measured, about 530 bytes
+/// more per session in [`MemoryStore`] and 740 in Redis, once a session has
+/// been refreshed 16 times).
+pub const REFRESH_REUSE_WINDOW: u64 = 16;
+
+/// At most this many markers of ended sessions are kept per subject (the
+/// ones that expire first are dropped beyond it), so that one account
+/// cannot grow a store without bound by logging in again and again.
+///
+/// A marker only tells *why* a session ended: a token of a session that is
+/// neither live nor marked is refused all the same, with
+/// [`SessionEnd::Unknown`]. The bound, measured with the crate's
+/// 22-character session ids: in Redis, one key per subject (a ZSET of at
+/// most 64 members, 2.6 KB by `MEMORY USAGE`); in [`MemoryStore`], a map of
+/// at most 64 entries, about 9 KB.
+pub const ENDED_MARKERS_PER_SUBJECT: usize = 64;
+
+/// The longest time a store keeps anything (a ban, a mark, a deny entry, a
+/// session): 100 years. Longer durations, up to `Duration::MAX`, are
+/// capped to it.
+pub const MAX_KEEP: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// How many hex characters of a refresh secret's SHA-256 are kept for an
+/// earlier generation (128 bits).
+pub(crate) const KEPT_HASH_HEX: usize = 32;
+
 /// A boxed future returned by [`RevocationStore`] methods.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
@@ -60,7 +90,10 @@ pub trait RevocationStore: fmt::Debug + Send + Sync + 'static {
     /// 4. the token has a `sid` and that session is gone →
     ///    [`RevocationReason::SessionEnded`] with the reason left by whoever ended it
     ///    ([`SessionEnd::IdleTimeout`] when it lapsed, [`SessionEnd::Expired`] past its
-    ///    absolute lifetime, [`SessionEnd::Unknown`] when no marker is left).
+    ///    absolute lifetime, [`SessionEnd::Unknown`] when no marker is left). A
+    ///    session the store does not know (never created here, or its marker
+    ///    expired or was dropped beyond [`ENDED_MARKERS_PER_SUBJECT`]) is gone:
+    ///    a token with a `sid` is never valid without its live session.
     ///
     /// When the token passes with a live session, the session's last-seen time
     /// and idle deadline move forward if at least [`CheckRequest::touch_interval`]
@@ -160,12 +193,20 @@ pub trait RevocationStore: fmt::Debug + Send + Sync + 'static {
     ///   equal to its stored hash → the hash becomes `new_hash`, the generation
     ///   goes up by one, the session's last-seen time and idle deadline move
     ///   forward → [`RotateOutcome::Rotated`] with the new generation;
-    /// - `generation` lower than the current one (an already rotated token
-    ///   presented again: theft) → the session ends with
-    ///   [`SessionEnd::RefreshReuse`] → [`RotateOutcome::Reused`];
-    /// - anything else → [`RotateOutcome::Invalid`], nothing changes.
+    /// - `generation` lower than the current one by at most
+    ///   [`REFRESH_REUSE_WINDOW`] (16), and `presented_hash` equal to the hash
+    ///   that generation was issued with (an already rotated token presented
+    ///   again: theft) → the session ends with [`SessionEnd::RefreshReuse`] →
+    ///   [`RotateOutcome::Reused`];
+    /// - anything else → [`RotateOutcome::Invalid`], nothing changes: a
+    ///   secret that was never issued (knowing the subject and the session
+    ///   id, which any access token shows, is not enough to end a session),
+    ///   a generation older than the window (its secret can no longer be
+    ///   proven), a generation above the current one (up to `u64::MAX`).
     ///
-    /// Exactly one of two concurrent rotations of the same token wins.
+    /// Exactly one of two concurrent rotations of the same token wins (the
+    /// other one presents an earlier generation with its real secret:
+    /// [`RotateOutcome::Reused`]).
     fn rotate_refresh(&self, rotation: Rotation) -> StoreFuture<'_, RotateOutcome>;
 
     /// Store a one-time token (by its hash) for `purpose`, holding `subject`.
@@ -368,7 +409,9 @@ pub struct NewSession {
     pub idle_timeout: Duration,
     /// Absolute lifetime: the session ends this long after login, however used.
     pub lifetime: Duration,
-    /// How long the markers of sessions ended by this login are kept.
+    /// How long the markers of sessions ended by this login are kept, and
+    /// this session's own marker when a store finds it lapsed by itself
+    /// (e.g. `MemoryStore`'s sweep).
     pub markers: Duration,
 }
 
@@ -492,6 +535,12 @@ impl StoreError {
     pub fn unavailable(err: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Unavailable(Box::new(err))
     }
+}
+
+/// `d` capped at [`MAX_KEEP`], in whole milliseconds (rounded up).
+pub(crate) fn capped_millis(d: Duration) -> u64 {
+    let ms = d.min(MAX_KEEP).as_nanos().div_ceil(1_000_000);
+    u64::try_from(ms).unwrap_or(u64::MAX)
 }
 
 /// Current unix time in milliseconds.

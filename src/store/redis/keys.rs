@@ -117,7 +117,8 @@ pub(super) enum KeyKind<'a> {
     Ban,
     Sessions,
     Session(&'a str),
-    Ended(&'a str),
+    /// The subject's markers of ended sessions (one ZSET).
+    Ended,
     Fresh(&'a str),
 }
 
@@ -185,7 +186,7 @@ impl<'a> KeyKind<'a> {
             KeyKind::Ban => ("ban", None),
             KeyKind::Sessions => ("sessions", None),
             KeyKind::Session(id) => ("session:", Some(id)),
-            KeyKind::Ended(id) => ("ended:", Some(id)),
+            KeyKind::Ended => ("ended", None),
             KeyKind::Fresh(id) => ("fresh:", Some(id)),
         }
     }
@@ -210,7 +211,7 @@ pub(super) fn one_time_key(prefix: &str, purpose: &str, token_hash: &str) -> Str
     )
 }
 
+/// `d` in whole milliseconds (rounded up), capped at [`MAX_MS`].
 pub(super) fn millis(d: Duration) -> u64 {
-    let ms = d.as_nanos().div_ceil(1_000_000);
-    u64::try_from(ms).unwrap_or(u64::MAX).min(MAX_MS)
+    crate::store::capped_millis(d).min(MAX_MS)
 }

@@ -40,9 +40,11 @@ const DEFAULT_POOL_SIZE: u32 = 1;
 const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
 const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Durations are clamped to about a hundred years of milliseconds, so every
-/// number a script sees stays an exact integer far below 2^53.
-const MAX_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
+/// Durations are clamped to a hundred years of milliseconds
+/// ([`MAX_KEEP`](crate::store::MAX_KEEP)), so every number a script sees
+/// (even a marker's score, 16 times a deadline) stays an exact integer far
+/// below 2^53.
+const MAX_MS: u64 = crate::store::MAX_KEEP.as_millis() as u64;
 
 // ---------------------------------------------------------------------------
 // The store
@@ -60,12 +62,20 @@ const MAX_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
 /// <prefix>:{<subject>}:deny:<token id>   "1", PX = remaining token life + leeway
 /// <prefix>:{<subject>}:nbf               unix seconds (log out everywhere)
 /// <prefix>:{<subject>}:ban               end of the ban in unix seconds, -1 = until lifted
-/// <prefix>:{<subject>}:sessions          ZSET session id -> absolute end (ms)
-/// <prefix>:{<subject>}:session:<sid>     HASH device, created, last, abs, idle, gen, rt
+/// <prefix>:{<subject>}:sessions          ZSET session id -> absolute end (ms), PX >= lifetime
+/// <prefix>:{<subject>}:session:<sid>     HASH device, created, last, abs, idle, gen, rt, p<gen>...
 /// <prefix>:{<subject>}:fresh:<sid>       "1" while the session is live and no touch is due
-/// <prefix>:{<subject>}:ended:<sid>       why the session ended, PX = marker time
+/// <prefix>:{<subject>}:ended             ZSET session id -> marker end (ms) * 16 + reason, <= 64
 /// <prefix>:once:<purpose>:<token hash>   subject of a one-time token
 /// ```
+///
+/// A subject's keys are bounded by its live sessions (two keys each, with
+/// the `p<gen>` hashes of up to 16 earlier refresh generations in the
+/// session hash), its deny entries, and four keys of its own: however many
+/// sessions end, their markers share the one `ended` ZSET, capped at
+/// [`ENDED_MARKERS_PER_SUBJECT`](crate::store::ENDED_MARKERS_PER_SUBJECT)
+/// (64) members, 2.6 KB. A token of a session that is neither live nor
+/// marked is refused (`session_ended`).
 ///
 /// Subjects and ids are percent-encoded, so no two different ones share a key.
 /// Sessions lapse by Redis's own clock (`TIME` and key expiry), so
@@ -1090,7 +1100,7 @@ fn check_script(
         for kind in [
             KeyKind::Sessions,
             KeyKind::Session(sid),
-            KeyKind::Ended(sid),
+            KeyKind::Ended,
             KeyKind::Fresh(sid),
         ] {
             inv.key(key_in(base, kind));
@@ -1339,7 +1349,7 @@ impl RevocationStore for RedisStore {
             inv.key(key_in(&base, KeyKind::Ban))
                 .key(key_in(&base, KeyKind::Sessions))
                 .key(key_in(&base, KeyKind::Session(&new.session_id)))
-                .key(key_in(&base, KeyKind::Ended(&new.session_id)))
+                .key(key_in(&base, KeyKind::Ended))
                 .key(key_in(&base, KeyKind::Fresh(&new.session_id)))
                 .arg(&base)
                 .arg(encode_key_part(&new.session_id))
@@ -1415,7 +1425,7 @@ impl RevocationStore for RedisStore {
             let mut inv = ROTATE_SCRIPT.prepare_invoke(4);
             inv.key(key_in(&base, KeyKind::Sessions))
                 .key(key_in(&base, KeyKind::Session(sid)))
-                .key(key_in(&base, KeyKind::Ended(sid)))
+                .key(key_in(&base, KeyKind::Ended))
                 .key(key_in(&base, KeyKind::Fresh(sid)))
                 .arg(&base)
                 .arg(encode_key_part(sid))
@@ -1493,7 +1503,7 @@ mod tests {
             2 => KeyKind::Ban,
             3 => KeyKind::Sessions,
             4 => KeyKind::Session(id),
-            5 => KeyKind::Ended(id),
+            5 => KeyKind::Ended,
             _ => KeyKind::Fresh(id),
         };
         subject_key("jwt", subject, kind)
@@ -1502,7 +1512,7 @@ mod tests {
     /// Normalize: kinds without an id ignore it.
     fn canonical((subject, kind, id): &Triple) -> Triple {
         let kind = kind % 7;
-        let id = if matches!(kind, 1..=3) {
+        let id = if matches!(kind, 1..=3 | 5) {
             String::new()
         } else {
             id.clone()

@@ -9,15 +9,58 @@ use super::*;
 /// Shared helpers, prepended to every script.
 ///
 /// Session hash fields: `device`, `created`, `last` (ms), `abs` (absolute end
-/// ms), `idle` (ms), `gen`, `rt`. The subject's `sessions` ZSET maps the
+/// ms), `idle` (ms), `gen`, `rt`, and `p<g>` for each of the last
+/// [`REFRESH_REUSE_WINDOW`](crate::store::REFRESH_REUSE_WINDOW) generations
+/// `g` before `gen`: the first 32 hex characters of the hash that
+/// generation was issued with (what proves a reuse, see [`ROTATE`]). The
+/// subject's `sessions` ZSET maps the
 /// encoded session id to its absolute end (ms), so a session whose hash has
-/// expired can still tell `idle_timeout` from `session_expired`. Beside the
+/// expired can still tell `idle_timeout` from `session_expired`; its TTL
+/// always covers its longest session's lifetime plus the marker time (see
+/// [`CREATE`]). Beside the
 /// hash, `fresh:<sid>` exists while the session is live and its touch is not
 /// yet due: what the per-request `EXISTS` reads (see [`CHECK`], which alone
 /// sets it). Every script that ends a session, or changes its deadline,
 /// deletes it.
+///
+/// Ended sessions leave their markers in one ZSET per subject, `ended`:
+/// member the encoded session id, score `end_ms * 16 + reason` (`end_ms`
+/// when the marker lapses, `reason` the index of its code in
+/// [`SessionEnd::ALL`]; exact integers far below 2^53, durations being
+/// capped at 100 years). It keeps at most
+/// [`ENDED_MARKERS_PER_SUBJECT`](crate::store::ENDED_MARKERS_PER_SUBJECT)
+/// members: lapsed ones go first, then those that lapse first. (The
+/// `__NAME__` placeholders in the scripts are filled from the Rust
+/// constants when they are loaded.) Its TTL is that of its
+/// longest marker. A session with neither a live hash nor a marker is
+/// `session_ended` all the same, so a dropped marker only loses the reason.
 pub(super) const PRELUDE: &str = r#"
 local function num(n) return string.format('%.0f', n) end
+local REASONS = __REASONS__
+local function mark_ended(ekey, member, why, markers, now)
+  if markers <= 0 then
+    redis.call('ZREM', ekey, member)
+    return
+  end
+  local code = #REASONS - 1
+  for i, r in ipairs(REASONS) do
+    if r == why then code = i - 1 end
+  end
+  redis.call('ZREMRANGEBYSCORE', ekey, '-inf', num(now * 16 + 15))
+  redis.call('ZADD', ekey, num((now + markers) * 16 + code), member)
+  local n = redis.call('ZCARD', ekey)
+  if n > __MAX_ENDED__ then redis.call('ZREMRANGEBYRANK', ekey, 0, n - __MAX_ENDED__ - 1) end
+  if redis.call('PTTL', ekey) < markers then redis.call('PEXPIRE', ekey, num(markers)) end
+end
+local function ended_reason(ekey, member, now)
+  local e = redis.call('ZSCORE', ekey, member)
+  if e then
+    e = tonumber(e)
+    local code = e % 16
+    if (e - code) / 16 > now then return REASONS[code + 1] or 'session_ended' end
+  end
+  return 'session_ended'
+end
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -51,9 +94,7 @@ local function end_one(base, zkey, member, why, markers, now)
     if not reason then return false, false end
   end
   redis.call('ZREM', zkey, member)
-  if markers > 0 then
-    redis.call('SET', base .. 'ended:' .. member, reason, 'PX', num(markers))
-  end
+  mark_ended(base .. 'ended', member, reason, markers, now)
   return live, true
 end
 local function end_all(base, zkey, why, markers, now)
@@ -73,7 +114,8 @@ end
 
 /// KEYS: ban, deny, nbf, [sessions, session, ended, fresh]; ARGV: iat ('' if
 /// none), touch interval ms, encoded session id, marker ttl ms (a lapsed
-/// session leaves a marker, like an ended one).
+/// session leaves a marker, like an ended one; `ended` is the subject's
+/// marker ZSET, see [`PRELUDE`]).
 ///
 /// Reply: `{0}` valid, `{0, ms}` valid with the session's idle deadline `ms`
 /// away, `{1, until_secs | -1}` banned, `{2}` token denied, `{3}` logged out
@@ -94,7 +136,9 @@ end
 /// A ban or a log-out-everywhere ends every session, so `fresh` needs no
 /// other check of them. It stands alone (no [`PRELUDE`]: defining its
 /// functions costs Redis more than the check itself); its session rules are
-/// the prelude's `lapsed` and `gone_reason`, spelled out.
+/// the prelude's `lapsed`, `gone_reason`, `ended_reason` and `mark_ended`,
+/// spelled out. A session that is neither live, nor in the index, nor
+/// marked is `session_ended`: never valid.
 pub(super) const CHECK: &str = r#"
 local v = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3])
 if v[1] then return {1, tonumber(v[1]) or -1} end
@@ -129,11 +173,27 @@ if h[1] then
   redis.call('DEL', KEYS[5], KEYS[7])
 else
   local score = redis.call('ZSCORE', KEYS[4], ARGV[3])
-  if not score then return {4, redis.call('GET', KEYS[6]) or 'session_ended'} end
+  if not score then
+    local e = redis.call('ZSCORE', KEYS[6], ARGV[3])
+    why = 'session_ended'
+    if e then
+      e = tonumber(e)
+      local code = e % 16
+      if (e - code) / 16 > now then why = (__REASONS__)[code + 1] or why end
+    end
+    return {4, why}
+  end
   if now >= tonumber(score) then why = 'session_expired' else why = 'idle_timeout' end
 end
 redis.call('ZREM', KEYS[4], ARGV[3])
-redis.call('SET', KEYS[6], why, 'PX', ARGV[4])
+local markers = tonumber(ARGV[4])
+local code = __IDLE_TIMEOUT__
+if why == 'session_expired' then code = __SESSION_EXPIRED__ end
+redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', string.format('%.0f', now * 16 + 15))
+redis.call('ZADD', KEYS[6], string.format('%.0f', (now + markers) * 16 + code), ARGV[3])
+local n = redis.call('ZCARD', KEYS[6])
+if n > __MAX_ENDED__ then redis.call('ZREMRANGEBYRANK', KEYS[6], 0, n - __MAX_ENDED__ - 1) end
+if redis.call('PTTL', KEYS[6]) < markers then redis.call('PEXPIRE', KEYS[6], ARGV[4]) end
 return {4, why}
 "#;
 
@@ -196,13 +256,18 @@ if n > 0 then publish(ARGV[1], 'unban', ARGV[2]) end
 return n
 "#;
 
-/// KEYS: ban, sessions, new session, new session's ended marker and fresh
-/// key; ARGV: base, member, device, refresh hash, max sessions, 'evict' |
+/// KEYS: ban, sessions, new session, the subject's marker ZSET, the new
+/// session's fresh key; ARGV: base, member, device, refresh hash, max sessions, 'evict' |
 /// 'reject', replace same device '1' | '0', idle ms, lifetime ms, markers
 /// ms, channel, subject.
 ///
 /// Reply: `{1, ended members...}` created, `{2, until_secs | -1}` banned,
 /// `{3}` limit reached.
+///
+/// The `sessions` index gets a TTL of at least the new session's lifetime
+/// plus the marker time, whether it was just created (`PTTL` -1) or had a
+/// shorter one: it never outlives its sessions by more, and never lives
+/// less than them.
 pub(super) const CREATE: &str = r#"
 local b = redis.call('GET', KEYS[1])
 if b then return {2, tonumber(b) or -1} end
@@ -259,10 +324,10 @@ redis.call('HSET', KEYS[3], 'device', ARGV[3], 'created', num(created), 'last', 
   'abs', num(abs), 'idle', num(idle), 'gen', '0', 'rt', ARGV[4])
 redis.call('PEXPIRE', KEYS[3], num(math.max(1, math.min(idle, lifetime))))
 redis.call('ZADD', zkey, num(abs), ARGV[2])
-redis.call('DEL', KEYS[4], KEYS[5])
-local keep_index = lifetime + markers
-local zttl = redis.call('PTTL', zkey)
-if zttl >= 0 and zttl < keep_index then redis.call('PEXPIRE', zkey, num(keep_index)) end
+redis.call('ZREM', KEYS[4], ARGV[2])
+redis.call('DEL', KEYS[5])
+local keep_index = math.max(1, lifetime + markers)
+if redis.call('PTTL', zkey) < keep_index then redis.call('PEXPIRE', zkey, num(keep_index)) end
 if #replaced > 0 then publish(ARGV[11], 'session', ARGV[12]) end
 local reply = {1}
 for _, m in ipairs(replaced) do table.insert(reply, m) end
@@ -305,39 +370,55 @@ end
 return out
 "#;
 
-/// KEYS: sessions, session, ended, fresh; ARGV: base, member, generation, presented
-/// hash, new hash, idle ms, markers ms, channel, subject.
+/// KEYS: sessions, session, the subject's marker ZSET, fresh; ARGV: base,
+/// member, generation, presented hash, new hash, idle ms, markers ms,
+/// channel, subject.
 ///
-/// Reply: `{1, generation}` rotated, `{2, "<SessionEnd code>"}` session gone,
-/// `{3}` reused (session ended), `{4}` invalid.
+/// Reply: `{1, generation}` rotated, `{2, "<SessionEnd code>"}` session gone
+/// (a lapsed one leaves its marker), `{3}` reused (session ended), `{4}`
+/// invalid.
+///
+/// An earlier generation ends the session only when it is one of the last
+/// [`REFRESH_REUSE_WINDOW`](crate::store::REFRESH_REUSE_WINDOW) (16) and
+/// the presented hash starts with the 32 hex characters
+/// kept for it (`p<generation>`): knowing the subject and the session id
+/// is not enough. A generation of more than 15 digits (beyond what a Lua
+/// number holds exactly, and beyond any rotation count) is invalid.
 pub(super) const ROTATE: &str = r#"
 local now = now_ms()
+local markers = tonumber(ARGV[7])
 local h = redis.call('HMGET', KEYS[2], 'last', 'abs', 'idle', 'gen', 'rt')
 if h[1] then
   local why = lapsed(h, now)
   if why then
-    redis.call('DEL', KEYS[2], KEYS[4])
-    redis.call('ZREM', KEYS[1], ARGV[2])
+    end_one(ARGV[1], KEYS[1], ARGV[2], why, markers, now)
     return {2, why}
   end
 else
   local why = gone_reason(KEYS[1], ARGV[2], now)
   if why then
     redis.call('ZREM', KEYS[1], ARGV[2])
+    mark_ended(KEYS[3], ARGV[2], why, markers, now)
     return {2, why}
   end
-  return {2, redis.call('GET', KEYS[3]) or 'session_ended'}
+  return {2, ended_reason(KEYS[3], ARGV[2], now)}
 end
+if #ARGV[3] > 15 or not string.find(ARGV[3], '^%d+$') then return {4} end
 local gen = tonumber(h[4])
 local presented = tonumber(ARGV[3])
 if presented < gen then
-  end_one(ARGV[1], KEYS[1], ARGV[2], 'refresh_reuse', tonumber(ARGV[7]), now)
+  if gen - presented > __WINDOW__ then return {4} end
+  local kept = redis.call('HGET', KEYS[2], 'p' .. num(presented))
+  if not kept or kept ~= string.sub(ARGV[4], 1, __KEPT_HEX__) then return {4} end
+  end_one(ARGV[1], KEYS[1], ARGV[2], 'refresh_reuse', markers, now)
   publish(ARGV[8], 'session', ARGV[9])
   return {3}
 end
 if presented == gen and ARGV[4] == h[5] then
   local idle = tonumber(ARGV[6])
-  redis.call('HSET', KEYS[2], 'gen', num(gen + 1), 'rt', ARGV[5], 'idle', num(idle), 'last', num(now))
+  redis.call('HSET', KEYS[2], 'gen', num(gen + 1), 'rt', ARGV[5], 'idle', num(idle), 'last', num(now),
+    'p' .. num(gen), string.sub(h[5], 1, __KEPT_HEX__))
+  if gen >= __WINDOW__ then redis.call('HDEL', KEYS[2], 'p' .. num(gen - __WINDOW__)) end
   redis.call('PEXPIRE', KEYS[2], num(math.max(1, math.min(idle, tonumber(h[2]) - now))))
   -- The idle timeout may have changed: the next check sets `fresh` anew.
   redis.call('DEL', KEYS[4])
@@ -352,6 +433,30 @@ pub(super) struct Lua {
     pub(super) hash: String,
 }
 
+/// The scripts' placeholders, filled from the Rust constants they must
+/// agree with.
+fn expand(code: &str) -> String {
+    use crate::store::{ENDED_MARKERS_PER_SUBJECT, KEPT_HASH_HEX, REFRESH_REUSE_WINDOW};
+    const _: () = assert!(
+        SessionEnd::ALL.len() <= 16,
+        "a reason is 4 bits of a marker's score"
+    );
+    let index = |end: SessionEnd| {
+        let i = SessionEnd::ALL.iter().position(|e| *e == end);
+        i.expect("every reason is in ALL").to_string()
+    };
+    let reasons: Vec<String> = SessionEnd::ALL
+        .iter()
+        .map(|end| format!("'{}'", end.code()))
+        .collect();
+    code.replace("__REASONS__", &format!("{{{}}}", reasons.join(", ")))
+        .replace("__MAX_ENDED__", &ENDED_MARKERS_PER_SUBJECT.to_string())
+        .replace("__WINDOW__", &REFRESH_REUSE_WINDOW.to_string())
+        .replace("__KEPT_HEX__", &KEPT_HASH_HEX.to_string())
+        .replace("__IDLE_TIMEOUT__", &index(SessionEnd::IdleTimeout))
+        .replace("__SESSION_EXPIRED__", &index(SessionEnd::Expired))
+}
+
 impl Lua {
     /// A script that uses the [`PRELUDE`]'s helpers.
     pub(super) fn new(body: &str) -> Self {
@@ -360,11 +465,9 @@ impl Lua {
 
     /// A script that needs no helpers.
     pub(super) fn standalone(code: &str) -> Self {
-        let hash = Script::new(code).get_hash().to_owned();
-        Self {
-            code: code.to_owned(),
-            hash,
-        }
+        let code = expand(code);
+        let hash = Script::new(&code).get_hash().to_owned();
+        Self { code, hash }
     }
 
     /// A call of this script with `keys` keys: give them all with
