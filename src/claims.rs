@@ -60,6 +60,9 @@ pub struct Authenticated<C> {
     /// The configuration of the layer that accepted the token, so that a
     /// role guard renders its rejections the way that layer does.
     pub(crate) layer: Option<Arc<Config>>,
+    /// For a token of a remote issuer: the subject as the store knows it
+    /// (see [`Authenticated::store_subject`]).
+    pub(crate) remote_subject: Option<String>,
 }
 
 impl<C: fmt::Debug> fmt::Debug for Authenticated<C> {
@@ -82,7 +85,25 @@ impl<C> Authenticated<C> {
         self.registered.sub.as_deref().unwrap_or("")
     }
 
-    /// The session id (`sid`), for session-bound tokens.
+    /// The subject as the revocation store knows it: `sub` for a token of
+    /// the layer's own keys, and `NUL iss NUL sub` for a token of a remote
+    /// issuer, so that the same `sub` at two issuers never shares a deny
+    /// list, a "log out everywhere" mark or a ban (see
+    /// [`JwtAuth::store_subject`](crate::JwtAuth::store_subject)).
+    pub fn store_subject(&self) -> &str {
+        self.remote_subject
+            .as_deref()
+            .unwrap_or_else(|| self.subject())
+    }
+
+    /// Whether the token comes from a remote issuer (keys from its JWKS).
+    pub fn is_remote(&self) -> bool {
+        self.remote_subject.is_some()
+    }
+
+    /// The session id (`sid`), for session-bound tokens. For a token of a
+    /// remote issuer it names the provider's session, never one of ours: the
+    /// store does not look it up.
     pub fn session_id(&self) -> Option<&str> {
         self.registered.sid.as_deref()
     }

@@ -7,7 +7,7 @@
 //! | malformed bearer header, two tokens, oversized token | 400 | `Bearer error="invalid_request"` |
 //! | bad signature, expired, wrong iss/aud, revoked, banned, session ended | 401 | `Bearer error="invalid_token"` |
 //! | missing scope or role | 403 | `Bearer error="insufficient_scope"` |
-//! | store unavailable (fail closed) | 503 | none; `Retry-After` |
+//! | store unavailable (fail closed), issuer's keys unavailable | 503 | none; `Retry-After` |
 //!
 //! The body is `{"error": "...", "error_description": "..."}`, plus `"reason"`
 //! (a stable code such as `kicked` or `idle_timeout`) when a token was revoked.
@@ -65,6 +65,10 @@ pub enum ErrorKind {
     InsufficientScope,
     /// The revocation store could not answer (fail closed).
     StoreUnavailable,
+    /// The token's issuer's keys cannot be had now (never fetched, or the
+    /// fetch fails while the token's `kid` is unknown): the token can be told
+    /// neither good nor bad. 503 with `Retry-After`, never a 401.
+    KeysUnavailable,
 }
 
 /// A rejected request: the reason, and what the client is told.
@@ -138,6 +142,14 @@ impl AuthError {
         Self::new(ErrorKind::Revoked(reason), description)
     }
 
+    pub(crate) fn keys_unavailable(retry_after: u64) -> Self {
+        Self {
+            kind: ErrorKind::KeysUnavailable,
+            description: Cow::Borrowed("the token issuer's keys are temporarily unavailable"),
+            retry_after: Some(retry_after.max(1)),
+        }
+    }
+
     pub(crate) fn store_unavailable(retry_after: u64) -> Self {
         Self {
             kind: ErrorKind::StoreUnavailable,
@@ -169,7 +181,9 @@ impl AuthError {
         match self.kind {
             ErrorKind::InvalidRequest | ErrorKind::TokenTooLarge => StatusCode::BAD_REQUEST,
             ErrorKind::InsufficientScope => StatusCode::FORBIDDEN,
-            ErrorKind::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::StoreUnavailable | ErrorKind::KeysUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => StatusCode::UNAUTHORIZED,
         }
     }
@@ -177,7 +191,9 @@ impl AuthError {
     /// The RFC 6750 error code, `None` for a missing token and a store failure.
     pub fn error_code(&self) -> Option<&'static str> {
         match self.kind {
-            ErrorKind::MissingToken | ErrorKind::StoreUnavailable => None,
+            ErrorKind::MissingToken | ErrorKind::StoreUnavailable | ErrorKind::KeysUnavailable => {
+                None
+            }
             ErrorKind::InvalidRequest | ErrorKind::TokenTooLarge => Some("invalid_request"),
             ErrorKind::InsufficientScope => Some("insufficient_scope"),
             _ => Some("invalid_token"),
@@ -191,7 +207,10 @@ impl AuthError {
 
     /// The `WWW-Authenticate` value for this error in `realm`, if one is sent.
     pub fn www_authenticate(&self, realm: &str) -> Option<HeaderValue> {
-        if self.kind == ErrorKind::StoreUnavailable {
+        if matches!(
+            self.kind,
+            ErrorKind::StoreUnavailable | ErrorKind::KeysUnavailable
+        ) {
             return None;
         }
         let mut value = format!("Bearer realm=\"{}\"", quoted_safe(realm));
@@ -208,7 +227,7 @@ impl AuthError {
     /// The JSON body of the default response.
     pub fn json_body(&self) -> String {
         let error = self.error_code().unwrap_or(match self.kind {
-            ErrorKind::StoreUnavailable => "temporarily_unavailable",
+            ErrorKind::StoreUnavailable | ErrorKind::KeysUnavailable => "temporarily_unavailable",
             _ => "unauthorized",
         });
         let mut body = serde_json::json!({

@@ -411,14 +411,26 @@ impl<C> Sessions<C> {
     /// When the store fails.
     pub async fn logout(&self, auth: &Authenticated<C>) -> Result<(), SessionError> {
         let store = self.store()?;
-        if let Some(sid) = auth.session_id() {
-            store
-                .end_session(auth.subject(), sid, SessionEnd::LoggedOut, self.markers())
-                .await?;
+        match auth.session_id() {
+            // The ended session refuses every token of it, for good (a
+            // session the store does not know is refused too): no deny
+            // entry per logout, so a login/logout loop adds no keys.
+            Some(sid) if !auth.is_remote() => {
+                store
+                    .end_session(
+                        auth.store_subject(),
+                        sid,
+                        SessionEnd::LoggedOut,
+                        self.markers(),
+                    )
+                    .await?;
+            }
+            _ => {
+                self.auth
+                    .revoke_token_id(auth.store_subject(), auth.token_id(), auth.registered.exp)
+                    .await?;
+            }
         }
-        self.auth
-            .revoke_token_id(auth.subject(), auth.token_id(), auth.registered.exp)
-            .await?;
         Ok(())
     }
 

@@ -229,6 +229,44 @@ fn verify_hmac(alg: Algorithm, secret: &[u8], message: &[u8], signature: &str) -
     }
 }
 
+/// What [`peek`] reads of a token before any key is chosen.
+#[derive(Debug)]
+pub(crate) struct Peek {
+    pub(crate) kid: Option<String>,
+    pub(crate) iss: Option<String>,
+}
+
+/// Read a token's header `kid` and payload `iss` without verifying it: only
+/// to choose whose keys verify it (several issuers on one layer). Nothing
+/// read here is trusted: the chosen issuer's keys and rules still decide.
+pub(crate) fn peek(token: &str, max_len: usize) -> Result<Peek, AuthError> {
+    #[derive(Deserialize)]
+    struct Kid<'a> {
+        #[serde(borrow, default)]
+        kid: Option<Cow<'a, str>>,
+    }
+    #[derive(Deserialize)]
+    struct Iss<'a> {
+        #[serde(borrow, default)]
+        iss: Option<Cow<'a, str>>,
+    }
+    let parts = precheck(token, max_len)?;
+    let header = B64
+        .decode(parts.header)
+        .map_err(|_| malformed("token header is not base64url"))?;
+    let header: Kid<'_> = serde_json::from_slice(&header)
+        .map_err(|_| malformed("token header is not a JSON object with an alg"))?;
+    let payload = B64
+        .decode(parts.payload)
+        .map_err(|_| malformed("token payload is not base64url"))?;
+    let payload: Iss<'_> = serde_json::from_slice(&payload)
+        .map_err(|_| malformed("token payload is not a JSON object of valid claims"))?;
+    Ok(Peek {
+        kid: header.kid.map(Cow::into_owned),
+        iss: payload.iss.map(Cow::into_owned),
+    })
+}
+
 /// Verify `token` and deserialize its claims.
 pub(crate) fn verify<C: DeserializeOwned>(
     token: &str,
@@ -330,6 +368,7 @@ pub(crate) fn verify<C: DeserializeOwned>(
         alg,
         kid: kid.map(str::to_owned),
         layer: None,
+        remote_subject: None,
     })
 }
 
@@ -386,6 +425,14 @@ fn check_claims(reg: &RawRegistered<'_>, rules: &Rules, now: u64) -> Result<(), 
                 "token lifetime too long",
             ));
         }
+    }
+    // NUL separates the issuer from the subject in the store's subject of a
+    // remote issuer's token: no subject may contain it.
+    if reg.sub.as_deref().is_some_and(|sub| sub.contains('\0')) {
+        return Err(AuthError::new(
+            ErrorKind::InvalidClaims,
+            "token subject invalid",
+        ));
     }
     // Configuring an issuer or audience makes the claim required: a token that
     // omits it must not pass (unlike jsonwebtoken's Validation, upstream #493).

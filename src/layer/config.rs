@@ -86,6 +86,9 @@ pub(crate) struct Config {
     pub(super) error_handler: Option<ErrorHandler>,
     pub(super) sessions: SessionSettings,
     pub(super) max_token_lifetime: Duration,
+    /// Identity providers whose tokens are accepted beside our own.
+    #[cfg(feature = "remote-keys")]
+    pub(super) remote: Vec<super::issuers::RemoteIssuer>,
 }
 
 impl Config {
@@ -105,6 +108,8 @@ impl Config {
             error_handler: None,
             sessions: SessionSettings::default(),
             max_token_lifetime: Duration::from_secs(24 * 3600),
+            #[cfg(feature = "remote-keys")]
+            remote: Vec::new(),
         };
         config.sync_max_lifetime();
         config

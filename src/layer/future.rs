@@ -17,6 +17,16 @@ use crate::error::{AuthError, ErrorKind};
 use crate::store::{StoreError, StoreFuture, Verdict};
 
 use super::config::{Config, FailureMode};
+use super::service::Admitted;
+use crate::keys::Keys;
+
+/// The fetch of a remote issuer's keys a request waits for.
+pub(super) type KeyFetch = Pin<Box<dyn Future<Output = Result<Arc<Keys>, AuthError>> + Send>>;
+
+/// What a request does once its issuer's keys were fetched: verify with
+/// them and be admitted (its claims put into it), or be refused.
+pub(super) type Resume<B> =
+    Box<dyn FnOnce(&mut Request<B>, Result<Arc<Keys>, AuthError>) -> Admitted + Send>;
 
 pin_project! {
     /// Response future for [`JwtAuthService`](super::JwtAuthService).
@@ -64,6 +74,12 @@ pin_project! {
     where
         S: Service<Request<B>>,
     {
+        Fetching {
+            fetch: KeyFetch,
+            resume: Option<Resume<B>>,
+            pending: Option<(S, Request<B>)>,
+            config: Arc<Config>,
+        },
         Checking {
             #[pin]
             check: Check,
@@ -87,6 +103,7 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
+            State::Fetching { .. } => "fetching keys",
             State::Checking { .. } => "checking",
             State::Inner { .. } => "inner",
             State::Rejected { .. } => "rejected",
@@ -116,6 +133,25 @@ where
         Self {
             state: State::Rejected {
                 response: Some(config.render(&err)),
+            },
+        }
+    }
+
+    /// Wait for the issuer's keys, then go on as [`resume`](Resume) says.
+    #[cfg_attr(not(feature = "remote-keys"), allow(dead_code))]
+    pub(super) fn fetching(
+        fetch: KeyFetch,
+        resume: Resume<B>,
+        service: S,
+        req: Request<B>,
+        config: Arc<Config>,
+    ) -> Self {
+        Self {
+            state: State::Fetching {
+                fetch,
+                resume: Some(resume),
+                pending: Some((service, req)),
+                config,
             },
         }
     }
@@ -155,6 +191,37 @@ where
                         .take()
                         .expect("ResponseFuture polled after completion");
                     return Poll::Ready(Ok(response));
+                }
+                StateProj::Fetching {
+                    fetch,
+                    resume,
+                    pending,
+                    config,
+                } => {
+                    let keys = ready!(fetch.as_mut().poll(cx));
+                    let (mut service, mut req) = pending
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    let resume = resume
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    match resume(&mut req, keys) {
+                        Admitted::Pass => State::Inner {
+                            future: service.call(req),
+                        },
+                        Admitted::Reject(err) => {
+                            log_rejection(&err);
+                            State::Rejected {
+                                response: Some(config.render(&err)),
+                            }
+                        }
+                        Admitted::Check(check, ticket) => State::Checking {
+                            check,
+                            pending: Some((service, req)),
+                            config: config.clone(),
+                            ticket,
+                        },
+                    }
                 }
                 StateProj::Checking {
                     check,

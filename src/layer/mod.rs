@@ -26,6 +26,8 @@ use crate::verify::RegisteredClaim;
 mod breaker;
 mod config;
 mod future;
+#[cfg(feature = "remote-keys")]
+mod issuers;
 mod revoke;
 mod service;
 
@@ -33,6 +35,8 @@ pub use self::breaker::Stats;
 pub use self::config::FailureMode;
 pub(crate) use self::config::{Config, SignError};
 pub use self::future::ResponseFuture;
+#[cfg(feature = "remote-keys")]
+pub use self::issuers::RemoteIssuer;
 pub use self::revoke::RevokeError;
 pub use self::service::JwtAuthService;
 
@@ -360,8 +364,39 @@ impl<C> JwtAuth<C> {
 impl<C> JwtAuth<C> {
     /// Change the shared configuration (copied first if another clone holds it).
     fn configure(mut self, change: impl FnOnce(&mut Config)) -> Self {
-        change(Arc::make_mut(&mut self.config));
+        let config = Arc::make_mut(&mut self.config);
+        change(config);
+        #[cfg(feature = "remote-keys")]
+        config.sync_issuers();
         self
+    }
+
+    /// Also accept the tokens of this identity provider (feature
+    /// `remote-keys`): a token whose `iss` is its issuer is verified with its
+    /// keys and its audience, every other token as before. Call again for
+    /// several.
+    ///
+    /// An unknown `kid` of its tokens fetches its key set (one fetch shared by
+    /// every request, at most once per cooldown); while its keys cannot be
+    /// had, its tokens get 503 with `Retry-After`, never 401.
+    #[cfg(feature = "remote-keys")]
+    #[must_use]
+    pub fn remote_issuer(self, issuer: RemoteIssuer) -> Self {
+        self.configure(|c| c.remote.push(issuer))
+    }
+
+    /// The subject under which the store keeps the revocations of `sub` at
+    /// `issuer`: `sub` itself for the layer's own tokens (any issuer that is
+    /// not a remote one), `NUL issuer NUL sub` for a remote issuer's. For
+    /// administrative calls (`revoke_subject`, `ban`) about a remote
+    /// issuer's user; see [`Authenticated::store_subject`].
+    pub fn store_subject(&self, issuer: Option<&str>, sub: &str) -> String {
+        #[cfg(feature = "remote-keys")]
+        if let Some(index) = self.config.remote_issuer(issuer) {
+            return self.config.remote[index].store_subject(sub);
+        }
+        let _ = issuer;
+        sub.to_owned()
     }
 
     /// The configuration, for sessions, the role guard and the test kit.

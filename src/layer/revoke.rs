@@ -20,7 +20,7 @@ impl<C> JwtAuth<C> {
     ///
     /// When the store fails or none is set.
     pub async fn revoke_authenticated(&self, auth: &Authenticated<C>) -> Result<(), StoreError> {
-        self.revoke_token_id(auth.subject(), auth.token_id(), auth.registered.exp)
+        self.revoke_token_id(auth.store_subject(), auth.token_id(), auth.registered.exp)
             .await
     }
 
@@ -81,7 +81,7 @@ impl<C: DeserializeOwned> JwtAuth<C> {
             true,
         )
         .map_err(RevokeError::Invalid)?;
-        self.revoke_token_id(auth.subject(), auth.token_id(), auth.registered.exp)
+        self.revoke_token_id(auth.store_subject(), auth.token_id(), auth.registered.exp)
             .await
             .map_err(RevokeError::Store)
     }

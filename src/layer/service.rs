@@ -1,10 +1,11 @@
 //! [`JwtAuthService`]: the request path as a pipeline of named steps:
-//! [`authenticate`] (extract and verify), [`decide`] (no store, near-cache,
-//! breaker, or a store check), then the claims go into the request and the
-//! inner service runs.
+//! [`authenticate`] (extract, choose the issuer, verify), [`admit`] with
+//! [`decide`] (no store, near-cache, breaker, or a store check; the claims
+//! go into the request), then the inner service runs.
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{HeaderMap, Request, Response};
@@ -17,7 +18,13 @@ use crate::store::CheckRequest;
 
 use super::config::{Config, FailureMode};
 use super::future::{Check, ResponseFuture};
+#[cfg(feature = "remote-keys")]
+use super::future::{KeyFetch, Resume};
+#[cfg(feature = "remote-keys")]
+use super::issuers::RemoteKeysFor;
 use super::{JwtAuth, Validator};
+#[cfg(feature = "remote-keys")]
+use crate::keys::Keys;
 
 /// Middleware that authenticates requests with a JWT. See [`JwtAuth`].
 pub struct JwtAuthService<S, C> {
@@ -66,44 +73,62 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let config = &self.auth.config;
-        let mut auth = match authenticate(config, self.auth.validator.as_ref(), req.headers()) {
-            Ok(Some(auth)) => auth,
-            Ok(None) => {
+        let auth = match authenticate(config, self.auth.validator.as_ref(), req.headers()) {
+            Ok(Authn::Verified(auth)) => auth,
+            Ok(Authn::Anonymous) => {
                 req.extensions_mut().insert(Anonymous(config.clone()));
                 return ResponseFuture::inner(self.inner.call(req));
             }
+            #[cfg(feature = "remote-keys")]
+            Ok(Authn::FetchKeys { index, fetch }) => {
+                let resume = self.auth.resume_after_fetch(index);
+                let ready = self.take_ready();
+                return ResponseFuture::fetching(fetch, resume, ready, req, config.clone());
+            }
             Err(err) => return ResponseFuture::reject(config, err),
         };
-        // Role guards behind this layer render their rejections as it does.
-        auth.layer = Some(config.clone());
-        let check = match decide(config, &auth) {
-            Decision::Accept => {
-                req.extensions_mut().insert(auth);
-                return ResponseFuture::inner(self.inner.call(req));
+        match admit(config, auth, &mut req) {
+            Admitted::Pass => ResponseFuture::inner(self.inner.call(req)),
+            Admitted::Reject(err) => ResponseFuture::reject(config, err),
+            Admitted::Check(check, ticket) => {
+                let ready = self.take_ready();
+                ResponseFuture::checking(check, ticket, ready, req, config.clone())
             }
-            Decision::Reject(err) => return ResponseFuture::reject(config, err),
-            Decision::Check(check) => check,
-        };
-        let ticket = config.breaker.ticket();
-        req.extensions_mut().insert(auth);
-        // The future owns the service that was made ready; we keep a fresh clone.
-        let clone = self.inner.clone();
-        let ready = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::checking(check, ticket, ready, req, config.clone())
+        }
     }
 }
 
-/// Extract the token and verify it: `Ok(None)` when there is none and the
-/// layer is [`optional`](JwtAuth::optional).
+impl<S: Clone, C> JwtAuthService<S, C> {
+    /// The service that was made ready, for a future to own; a fresh clone
+    /// stays here.
+    fn take_ready(&mut self) -> S {
+        let clone = self.inner.clone();
+        std::mem::replace(&mut self.inner, clone)
+    }
+}
+
+/// The outcome of [`authenticate`].
+pub(super) enum Authn<C> {
+    /// A verified token.
+    Verified(Authenticated<C>),
+    /// No token, and the layer is optional.
+    Anonymous,
+    /// A remote issuer's token with an unknown `kid`: its keys are being
+    /// fetched (shared with every concurrent request).
+    #[cfg(feature = "remote-keys")]
+    FetchKeys { index: usize, fetch: KeyFetch },
+}
+
+/// Extract the token and verify it with the keys of its issuer.
 pub(super) fn authenticate<C: DeserializeOwned>(
     config: &Config,
     validator: Option<&Validator<C>>,
     headers: &HeaderMap,
-) -> Result<Option<Authenticated<C>>, AuthError> {
+) -> Result<Authn<C>, AuthError> {
     let token = match crate::source::extract(headers, &config.sources, config.rules.max_token_len)?
     {
         Some(token) => token,
-        None if config.optional => return Ok(None),
+        None if config.optional => return Ok(Authn::Anonymous),
         None => {
             return Err(AuthError::new(
                 crate::ErrorKind::MissingToken,
@@ -111,12 +136,94 @@ pub(super) fn authenticate<C: DeserializeOwned>(
             ))
         }
     };
+    #[cfg(feature = "remote-keys")]
+    if !config.remote.is_empty() {
+        // Several issuers: the token's `iss` chooses whose keys verify it.
+        let peek = crate::verify::peek(token, config.rules.max_token_len)?;
+        if let Some(index) = config.remote_issuer(peek.iss.as_deref()) {
+            return match config.remote_keys(index, peek.kid.as_deref())? {
+                RemoteKeysFor::Ready(keys) => config
+                    .verify_remote(index, &keys, token, validator)
+                    .map(Authn::Verified),
+                RemoteKeysFor::Fetch(fetch) => Ok(Authn::FetchKeys {
+                    index,
+                    fetch: Box::pin(async move {
+                        fetch.await.map_err(|e| super::issuers::unavailable(&e))
+                    }),
+                }),
+            };
+        }
+    }
     let need_token_id = config.store.is_some();
     let auth = crate::verify::verify::<C>(token, &config.keys, &config.rules, need_token_id)?;
     if let Some(validator) = validator {
         validator(&auth)?;
     }
-    Ok(Some(auth))
+    Ok(Authn::Verified(auth))
+}
+
+/// What happens to a verified token.
+pub(super) enum Admitted {
+    /// Its claims are in the request: call the inner service.
+    Pass,
+    /// Refused without asking the store.
+    Reject(AuthError),
+    /// Its claims are in the request: ask the store first (with this
+    /// breaker ticket).
+    Check(Check, u64),
+}
+
+/// Decide about a verified token and, unless it is refused, put its claims
+/// into the request.
+pub(super) fn admit<C, B>(
+    config: &Arc<Config>,
+    mut auth: Authenticated<C>,
+    req: &mut Request<B>,
+) -> Admitted
+where
+    C: Clone + Send + Sync + 'static,
+{
+    // Role guards behind this layer render their rejections as it does.
+    auth.layer = Some(config.clone());
+    let admitted = match decide(config, &auth) {
+        Decision::Accept => Admitted::Pass,
+        Decision::Reject(err) => return Admitted::Reject(err),
+        Decision::Check(check) => Admitted::Check(check, config.breaker.ticket()),
+    };
+    req.extensions_mut().insert(auth);
+    admitted
+}
+
+#[cfg(feature = "remote-keys")]
+impl<C> JwtAuth<C>
+where
+    C: DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    /// What a request whose keys were being fetched does once they are
+    /// there: verify with them, then as any request.
+    fn resume_after_fetch<B>(&self, index: usize) -> Resume<B> {
+        let auth = self.clone();
+        Box::new(
+            move |req: &mut Request<B>, keys: Result<Arc<Keys>, AuthError>| {
+                let config = &auth.config;
+                let verified = keys.and_then(|keys| {
+                    let token = crate::source::extract(
+                        req.headers(),
+                        &config.sources,
+                        config.rules.max_token_len,
+                    )?
+                    .ok_or_else(|| {
+                        AuthError::new(crate::ErrorKind::MissingToken, "no bearer token")
+                    })?;
+                    config.verify_remote(index, &keys, token, auth.validator.as_ref())
+                });
+                match verified {
+                    Ok(verified) => admit(config, verified, req),
+                    Err(err) => Admitted::Reject(err),
+                }
+            },
+        )
+    }
 }
 
 /// What to do with a verified token.
@@ -135,7 +242,7 @@ pub(super) fn decide<C>(config: &Config, auth: &Authenticated<C>) -> Decision {
     let Some(store) = &config.store else {
         return Decision::Accept;
     };
-    if store.check_cached(auth.subject(), auth.token_id()) {
+    if store.check_cached(auth.store_subject(), auth.token_id()) {
         return Decision::Accept;
     }
     if !config.breaker.allow() {
@@ -155,10 +262,14 @@ pub(super) fn decide<C>(config: &Config, auth: &Authenticated<C>) -> Decision {
     }
     // The store takes what it needs from the borrowed claims up front.
     let check = store.check(&CheckRequest {
-        subject: Cow::Borrowed(auth.subject()),
+        subject: Cow::Borrowed(auth.store_subject()),
         token_id: Cow::Borrowed(auth.token_id()),
         issued_at: auth.registered.iat,
-        session_id: auth.registered.sid.as_deref().map(Cow::Borrowed),
+        // A remote issuer's `sid` names its own session, not one of ours.
+        session_id: match auth.is_remote() {
+            false => auth.registered.sid.as_deref().map(Cow::Borrowed),
+            true => None,
+        },
         touch_interval: config.sessions.touch_interval(),
         idle_timeout: config.sessions.idle_timeout,
         marker_ttl: config.marker_ttl(),
