@@ -163,7 +163,7 @@ impl Cache {
         if state.running && !hopeless {
             return Lookup::Refetch(self.wait(self.done.subscribe()));
         }
-        let next = self.next_on_demand(&state);
+        let next = self.next_on_demand(&state, now);
         if now >= next && !hopeless {
             if let Some(rx) = self.start_fetch(&mut state) {
                 return Lookup::Refetch(self.wait(rx));
@@ -185,15 +185,15 @@ impl Cache {
 
     /// When a caller may start a fetch: `cooldown` after a success, `retry_min`
     /// after a failure.
-    fn next_on_demand(&self, state: &State) -> Instant {
+    fn next_on_demand(&self, state: &State, now: Instant) -> Instant {
         if state.last_attempt_failed() {
             state
                 .last_failure
-                .map_or_else(Instant::now, |t| later(t, self.config.retry_min))
+                .map_or(now, |t| later(t, self.config.retry_min))
         } else {
             state
                 .last_success
-                .map_or_else(Instant::now, |t| later(t, self.config.cooldown))
+                .map_or(now, |t| later(t, self.config.cooldown))
         }
     }
 
@@ -346,7 +346,7 @@ impl Cache {
 
     /// When the refresher should fetch next: soon after a failure (backoff),
     /// before the snapshot goes stale, or now when there is none.
-    fn next_refresh(&self, state: &State) -> Instant {
+    fn next_refresh(&self, state: &State, now: Instant) -> Instant {
         if state.last_attempt_failed() {
             let exp = state.failures.saturating_sub(1).min(20);
             let backoff = self
@@ -356,7 +356,7 @@ impl Cache {
                 .min(self.config.retry_max);
             return state
                 .last_failure
-                .map_or_else(Instant::now, |t| later(t, backoff));
+                .map_or(now, |t| later(t, backoff));
         }
         match self.snapshot.load().as_ref() {
             Some(snap) => {
@@ -364,7 +364,7 @@ impl Cache {
                 let ahead = (life * 9 / 10).max(Duration::from_millis(500));
                 later(snap.fetched_at, ahead)
             }
-            None => Instant::now(),
+            None => now,
         }
     }
 
@@ -444,7 +444,7 @@ async fn refresher(cache: Weak<Cache>, mut rx: watch::Receiver<Attempt>) {
             if state.running {
                 None
             } else {
-                let at = cache.next_refresh(&state);
+                let at = cache.next_refresh(&state, now);
                 if at <= now {
                     if cache.start_fetch(&mut state).is_none() {
                         return;

@@ -3,6 +3,7 @@
 
 pub mod hooked;
 pub mod http;
+pub mod jwks_server;
 pub mod layer;
 pub mod quickstart;
 pub mod redis_cluster;
