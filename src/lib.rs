@@ -60,6 +60,7 @@
 //! | `redis-cluster` | no | `RedisStore::cluster`: Redis Cluster |
 //! | `redis-sentinel` | no | `RedisStore::sentinel`: Redis Sentinel (master discovery, failover) |
 //! | `redis-tls` | no | `rediss://` with rustls |
+//! | `remote-keys` | no | [`RemoteKeys`]: key sets of identity providers (JWKS URL, OIDC discovery) over hyper + rustls |
 //! | `test-util` | no | [`JwtAuth::test_token`] and friends for your own tests |
 //!
 //! # Responses
@@ -75,6 +76,8 @@ mod claims;
 mod error;
 mod keys;
 mod layer;
+#[cfg(feature = "remote-keys")]
+mod remote;
 mod session;
 mod source;
 pub mod store;
@@ -90,6 +93,11 @@ pub use claims::{Authenticated, Claims, RegisteredClaims};
 pub use error::{AuthError, ErrorKind};
 pub use jsonwebtoken::Algorithm;
 pub use keys::{ConfigError, Keys, SkippedKey};
+#[cfg(feature = "remote-keys")]
+pub use remote::{
+    FetchError, FetchFuture, HttpFetch, HyperFetch, KeysUnavailable, RemoteConfigError, RemoteKeys,
+    RemoteKeysBuilder, RemoteStats,
+};
 pub use layer::{FailureMode, JwtAuth, JwtAuthService, ResponseFuture, RevokeError, Stats};
 pub use session::{IssuedToken, Login, Refreshed, SessionError, Sessions};
 pub use source::{TokenSource, DEFAULT_MAX_TOKEN_LEN};

@@ -466,6 +466,19 @@ pub(crate) fn parse_jwk_set(
     Ok(keys)
 }
 
+/// The keys of a JWK set fetched from an identity provider (`remote-keys`):
+/// symmetric (`oct`) keys only when `allow_oct` (an explicit opt-in).
+#[cfg(feature = "remote-keys")]
+impl Keys {
+    pub(crate) fn from_fetched_jwk_set(
+        json: &str,
+        allowed: &[Algorithm],
+        allow_oct: bool,
+    ) -> Result<Keys, ConfigError> {
+        parse_jwk_set(json, allowed, allow_oct)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

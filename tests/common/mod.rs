@@ -3,6 +3,7 @@
 
 pub mod hooked;
 pub mod http;
+pub mod jwks_server;
 pub mod layer;
 pub mod oidc;
 pub mod quickstart;
