@@ -81,9 +81,9 @@ where
             }
             #[cfg(feature = "remote-keys")]
             Ok(Authn::FetchKeys { index, fetch }) => {
-                let resume = self.auth.resume_after_fetch(index);
+                let (resume, config) = (self.auth.resume_after_fetch(index), config.clone());
                 let ready = self.take_ready();
-                return ResponseFuture::fetching(fetch, resume, ready, req, config.clone());
+                return ResponseFuture::fetching(fetch, resume, ready, req, config);
             }
             Err(err) => return ResponseFuture::reject(config, err),
         };
@@ -91,8 +91,9 @@ where
             Admitted::Pass => ResponseFuture::inner(self.inner.call(req)),
             Admitted::Reject(err) => ResponseFuture::reject(config, err),
             Admitted::Check(check, ticket) => {
+                let config = config.clone();
                 let ready = self.take_ready();
-                ResponseFuture::checking(check, ticket, ready, req, config.clone())
+                ResponseFuture::checking(check, ticket, ready, req, config)
             }
         }
     }
@@ -108,6 +109,9 @@ impl<S: Clone, C> JwtAuthService<S, C> {
 }
 
 /// The outcome of [`authenticate`].
+// Lives on the stack for one match: boxing the claims would cost an
+// allocation per request.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Authn<C> {
     /// A verified token.
     Verified(Authenticated<C>),

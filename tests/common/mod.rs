@@ -4,6 +4,7 @@
 pub mod hooked;
 pub mod http;
 pub mod jwks_server;
+pub mod keygen;
 pub mod layer;
 pub mod oidc;
 pub mod quickstart;

@@ -1,0 +1,89 @@
+//! Real keys from the `openssl` CLI, and their public JWKs written from
+//! openssl's own output (not from the code under test).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+pub fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub fn openssl(args: &[&str]) -> Vec<u8> {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("the openssl CLI is installed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// A private key made by `openssl genpkey`: its file and PEM.
+pub struct Generated {
+    pub path: PathBuf,
+    pub pem: Vec<u8>,
+}
+
+pub fn genpkey(dir: &Path, name: &str, args: &[&str]) -> Generated {
+    let path = dir.join(format!("{name}.pem"));
+    let mut all = vec!["genpkey"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-out", path.to_str().unwrap()]);
+    openssl(&all);
+    let pem = std::fs::read(&path).unwrap();
+    Generated { path, pem }
+}
+
+/// A P-256 key (`openssl genpkey -algorithm EC`).
+pub fn p256(dir: &Path, name: &str) -> Generated {
+    genpkey(
+        dir,
+        name,
+        &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    )
+}
+
+/// The last `len` bytes of the public key's DER: the EC point or OKP `x`.
+pub fn raw_public(key: &Generated, len: usize) -> Vec<u8> {
+    let der = openssl(&[
+        "pkey",
+        "-in",
+        key.path.to_str().unwrap(),
+        "-pubout",
+        "-outform",
+        "DER",
+    ]);
+    der[der.len() - len..].to_vec()
+}
+
+pub fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+pub fn rsa_jwk(key: &Generated) -> Value {
+    let out = openssl(&[
+        "rsa",
+        "-in",
+        key.path.to_str().unwrap(),
+        "-noout",
+        "-modulus",
+    ]);
+    let out = String::from_utf8(out).unwrap();
+    let modulus = out.trim().strip_prefix("Modulus=").unwrap();
+    json!({ "kty": "RSA", "n": b64(&hex(modulus)), "e": "AQAB" })
+}
+
+pub fn ec_jwk(key: &Generated, crv: &str, coord: usize) -> Value {
+    let point = raw_public(key, 1 + 2 * coord);
+    assert_eq!(point[0], 4, "uncompressed point");
+    json!({ "kty": "EC", "crv": crv, "x": b64(&point[1..1 + coord]), "y": b64(&point[1 + coord..]) })
+}
