@@ -24,6 +24,11 @@
 //! | `LOGIN_BURST` | `10` | requests a client IP may send at once before `LOGIN_RATE_PER_SEC` applies |
 //! | `HEADER_READ_TIMEOUT_SECS` | `10` (at least 1) | a connection that has not sent a whole request head this long after connecting (or after its previous response) is closed |
 //! | `MAX_CONNECTIONS` | `1024` | open connections at most; further clients wait in the listen backlog |
+//! | `OIDC_ISSUERS` | unset | comma-separated issuer URLs of identity providers whose access tokens are accepted beside our own (keys by OIDC discovery; feature `remote-keys`: `cargo run --example quickstart --features remote-keys`) |
+//! | `OIDC_AUDIENCE` | `quickstart` | the audience (`aud`) remote tokens must carry |
+//! | `JWKS_COOLDOWN_SECS` | `30` | after a fetch of a key set, how long an unknown `kid` is simply refused without another fetch |
+//! | `JWKS_MAX_AGE_SECS` | `600` | how long a key set is fresh; a `Cache-Control: max-age` from the provider overrides it, down to 1 s |
+//! | `JWKS_TIMEOUT_MS` | `5000` | timeout of one fetch (discovery or key set) |
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -241,6 +246,7 @@ async fn refresh(State(app): State<App>, Json(req): Json<RefreshRequest>) -> Res
 async fn me(auth: Authenticated<DemoClaims>) -> Json<serde_json::Value> {
     Json(json!({
         "sub": auth.claims.sub,
+        "iss": auth.registered.iss,
         "roles": auth.claims.roles,
         "sid": auth.registered.sid,
         "jti": auth.registered.jti,
@@ -255,8 +261,9 @@ async fn logout(State(app): State<App>, auth: Authenticated<DemoClaims>) -> Resp
     }
 }
 
-async fn logout_all(State(app): State<App>, Claims(claims): Claims<DemoClaims>) -> Response {
-    match app.auth.sessions().logout_all(&claims.sub).await {
+async fn logout_all(State(app): State<App>, auth: Authenticated<DemoClaims>) -> Response {
+    // A remote issuer's token logs out that issuer's subject only.
+    match app.auth.sessions().logout_all(auth.store_subject()).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => session_error(e),
     }
@@ -543,6 +550,41 @@ async fn serve(
     let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
 }
 
+/// The identity providers of `OIDC_ISSUERS`, each found by discovery; their
+/// keys are fetched on first use (the server starts while they are down).
+#[cfg(feature = "remote-keys")]
+fn remote_issuers_from_env(
+    mut auth: JwtAuth<DemoClaims>,
+) -> Result<JwtAuth<DemoClaims>, Box<dyn std::error::Error>> {
+    use tower_jwt_auth::{RemoteIssuer, RemoteKeys};
+    let audience = std::env::var("OIDC_AUDIENCE").unwrap_or_else(|_| AUDIENCE.to_owned());
+    let issuers = std::env::var("OIDC_ISSUERS").unwrap_or_default();
+    for issuer in issuers.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let keys = RemoteKeys::discover(issuer)
+            .cooldown(Duration::from_secs(env_u64("JWKS_COOLDOWN_SECS", 30)))
+            .max_age(Duration::from_secs(env_u64("JWKS_MAX_AGE_SECS", 600)))
+            .min_max_age(Duration::from_secs(1))
+            .timeout(Duration::from_millis(env_u64("JWKS_TIMEOUT_MS", 5000)))
+            .build()?;
+        println!("accepting tokens of {issuer} for audience {audience}");
+        auth = auth.remote_issuer(RemoteIssuer::new(issuer, keys).audience(audience.clone()));
+    }
+    Ok(auth)
+}
+
+#[cfg(not(feature = "remote-keys"))]
+fn remote_issuers_from_env(
+    auth: JwtAuth<DemoClaims>,
+) -> Result<JwtAuth<DemoClaims>, Box<dyn std::error::Error>> {
+    match std::env::var("OIDC_ISSUERS") {
+        Ok(v) if !v.trim().is_empty() => Err(
+            "OIDC_ISSUERS needs the remote-keys feature: cargo run --example quickstart --features remote-keys"
+                .into(),
+        ),
+        _ => Ok(auth),
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
@@ -591,6 +633,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(store) = store {
         auth = auth.store_arc(store);
     }
+    let auth = remote_issuers_from_env(auth)?;
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;

@@ -260,6 +260,7 @@ pub(crate) fn register_claims_type<C>() {
 }
 
 /// Why no claims of the wanted type are in a request, logged once per type.
+#[cfg(feature = "axum")]
 pub(crate) fn missing_claims_message<C>() -> String {
     static LOGGED: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
     let wanted = std::any::type_name::<C>();

@@ -142,6 +142,7 @@ impl AuthError {
         Self::new(ErrorKind::Revoked(reason), description)
     }
 
+    #[cfg(feature = "remote-keys")]
     pub(crate) fn keys_unavailable(retry_after: u64) -> Self {
         Self {
             kind: ErrorKind::KeysUnavailable,

@@ -230,6 +230,7 @@ fn verify_hmac(alg: Algorithm, secret: &[u8], message: &[u8], signature: &str) -
 }
 
 /// What [`peek`] reads of a token before any key is chosen.
+#[cfg(feature = "remote-keys")]
 #[derive(Debug)]
 pub(crate) struct Peek {
     pub(crate) kid: Option<String>,
@@ -239,6 +240,7 @@ pub(crate) struct Peek {
 /// Read a token's header `kid` and payload `iss` without verifying it: only
 /// to choose whose keys verify it (several issuers on one layer). Nothing
 /// read here is trusted: the chosen issuer's keys and rules still decide.
+#[cfg(feature = "remote-keys")]
 pub(crate) fn peek(token: &str, max_len: usize) -> Result<Peek, AuthError> {
     #[derive(Deserialize)]
     struct Kid<'a> {

@@ -4,6 +4,8 @@
 //! Tokens are minted with `jsonwebtoken` directly (not the layer's signer),
 //! so every claim value can be chosen, including those no sane issuer sends.
 
+#![cfg(feature = "redis")]
+
 mod common;
 
 use std::sync::Arc;

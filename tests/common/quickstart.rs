@@ -40,6 +40,9 @@ pub fn binary() -> PathBuf {
             if cfg!(feature = "redis-sentinel") {
                 features.push("redis-sentinel");
             }
+            if cfg!(feature = "remote-keys") {
+                features.push("remote-keys");
+            }
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let mut cmd = Command::new(cargo);
             cmd.args([
@@ -84,6 +87,11 @@ impl Quickstart {
             "LOGIN_BURST",
             "HEADER_READ_TIMEOUT_SECS",
             "MAX_CONNECTIONS",
+            "OIDC_ISSUERS",
+            "OIDC_AUDIENCE",
+            "JWKS_COOLDOWN_SECS",
+            "JWKS_MAX_AGE_SECS",
+            "JWKS_TIMEOUT_MS",
         ] {
             cmd.env_remove(var);
         }
