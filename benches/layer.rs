@@ -445,5 +445,81 @@ fn store(c: &mut Criterion) {
     drop(server);
 }
 
-criterion_group!(benches, stateless, store);
+/// A request with a known `kid` of a remote issuer against the same key
+/// given at start-up (issue 14: within 2 %). The key set comes from an
+/// `HttpFetch` that answers from memory: the request path is measured, not
+/// the fetch.
+#[cfg(feature = "remote-keys")]
+fn remote(c: &mut Criterion) {
+    use base64::Engine;
+    use tower_jwt_auth::{FetchFuture, HttpFetch, RemoteIssuer, RemoteKeys};
+
+    struct FromMemory(String);
+    impl HttpFetch for FromMemory {
+        fn get<'a>(&'a self, _url: &'a http::Uri, _limit: usize) -> FetchFuture<'a> {
+            let body = bytes::Bytes::from(self.0.clone());
+            Box::pin(async move { Ok(Response::new(body)) })
+        }
+    }
+
+    let public = read_key("ec_p256_public.pem");
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(
+            String::from_utf8(public.clone())
+                .unwrap()
+                .lines()
+                .filter(|l| !l.starts_with("-----"))
+                .collect::<String>(),
+        )
+        .unwrap();
+    let point = &der[der.len() - 64..];
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let jwks = json!({ "keys": [{
+        "kty": "EC", "crv": "P-256", "kid": "bench", "alg": "ES256", "use": "sig",
+        "x": b64(&point[..32]), "y": b64(&point[32..]),
+    }]})
+    .to_string();
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some("bench".into());
+    let claims = json!({
+        "sub": "alice", "roles": ["user"], "iss": ISSUER, "aud": AUDIENCE,
+        "iat": now(), "exp": now() + 3600, "jti": "k1nr3GPRIRtXprP77vo_ZQ",
+    });
+    let private = EncodingKey::from_ec_pem(&read_key("ec_p256_private.pem")).unwrap();
+    let token = jsonwebtoken::encode(&header, &claims, &private).unwrap();
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _guard = runtime.enter();
+    let keys = RemoteKeys::jwks("https://idp.example/jwks")
+        .http_client(FromMemory(jwks))
+        .build()
+        .unwrap();
+    runtime.block_on(keys.prefetch()).unwrap();
+    let remote = JwtAuth::<BenchClaims>::new(Keys::hs256(SECRET).unwrap())
+        .remote_issuer(RemoteIssuer::new(ISSUER, keys).audience(AUDIENCE));
+    let local = auth::<BenchClaims>(
+        Keys::from_pem(Algorithm::ES256, &public)
+            .unwrap()
+            .kid("bench")
+            .unwrap(),
+    );
+    let mut group = c.benchmark_group("remote/ES256");
+    for (name, jwt) in [("static_keys", local), ("remote_issuer", remote)] {
+        let mut svc = jwt.layer(noop());
+        assert_eq!(call_now(&mut svc, request(&token)).status(), 200, "{name}");
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || request(&token),
+                |req| call_now(&mut svc, req),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+#[cfg(not(feature = "remote-keys"))]
+fn remote(_: &mut Criterion) {}
+
+criterion_group!(benches, stateless, store, remote);
 criterion_main!(benches);
