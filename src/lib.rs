@@ -93,12 +93,12 @@ pub use claims::{Authenticated, Claims, RegisteredClaims};
 pub use error::{AuthError, ErrorKind};
 pub use jsonwebtoken::Algorithm;
 pub use keys::{ConfigError, Keys, SkippedKey};
+pub use layer::{FailureMode, JwtAuth, JwtAuthService, ResponseFuture, RevokeError, Stats};
 #[cfg(feature = "remote-keys")]
 pub use remote::{
     FetchError, FetchFuture, HttpFetch, HyperFetch, KeysUnavailable, RemoteConfigError, RemoteKeys,
     RemoteKeysBuilder, RemoteStats,
 };
-pub use layer::{FailureMode, JwtAuth, JwtAuthService, ResponseFuture, RevokeError, Stats};
 pub use session::{IssuedToken, Login, Refreshed, SessionError, Sessions};
 pub use source::{TokenSource, DEFAULT_MAX_TOKEN_LEN};
 pub use store::{

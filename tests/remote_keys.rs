@@ -87,7 +87,13 @@ fn hex(s: &str) -> Vec<u8> {
 }
 
 fn rsa_jwk(key: &Generated) -> Value {
-    let out = openssl(&["rsa", "-in", key.path.to_str().unwrap(), "-noout", "-modulus"]);
+    let out = openssl(&[
+        "rsa",
+        "-in",
+        key.path.to_str().unwrap(),
+        "-noout",
+        "-modulus",
+    ]);
     let out = String::from_utf8(out).unwrap();
     let modulus = out.trim().strip_prefix("Modulus=").unwrap();
     json!({ "kty": "RSA", "n": b64(&hex(modulus)), "e": "AQAB" })
@@ -160,11 +166,17 @@ fn set(keys: &[Value]) -> String {
 
 /// Key "k1" (ES256, key A) and "k2" (ES256, key B).
 fn k1() -> Value {
-    with(&fixtures().p256_a_jwk, json!({ "kid": "k1", "alg": "ES256", "use": "sig" }))
+    with(
+        &fixtures().p256_a_jwk,
+        json!({ "kid": "k1", "alg": "ES256", "use": "sig" }),
+    )
 }
 
 fn k2() -> Value {
-    with(&fixtures().p256_b_jwk, json!({ "kid": "k2", "alg": "ES256", "use": "sig" }))
+    with(
+        &fixtures().p256_b_jwk,
+        json!({ "kid": "k2", "alg": "ES256", "use": "sig" }),
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -172,7 +184,10 @@ fn k2() -> Value {
 // ---------------------------------------------------------------------------
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 fn token(alg: Algorithm, key: &EncodingKey, kid: &str) -> String {
@@ -186,11 +201,19 @@ fn token(alg: Algorithm, key: &EncodingKey, kid: &str) -> String {
 }
 
 fn token_k1() -> String {
-    token(Algorithm::ES256, &EncodingKey::from_ec_pem(&fixtures().p256_a.pem).unwrap(), "k1")
+    token(
+        Algorithm::ES256,
+        &EncodingKey::from_ec_pem(&fixtures().p256_a.pem).unwrap(),
+        "k1",
+    )
 }
 
 fn token_k2() -> String {
-    token(Algorithm::ES256, &EncodingKey::from_ec_pem(&fixtures().p256_b.pem).unwrap(), "k2")
+    token(
+        Algorithm::ES256,
+        &EncodingKey::from_ec_pem(&fixtures().p256_b.pem).unwrap(),
+        "k2",
+    )
 }
 
 fn verifies(keys: &Keys, token: &str) -> bool {
@@ -278,7 +301,10 @@ async fn rotation_new_kid_one_refetch_removed_kid_stops_at_next_refresh() {
 #[tokio::test]
 async fn single_flight_50_concurrent_lookups_of_a_new_kid_fetch_once() {
     let server = JwksServer::start(set(&[k1()])).await;
-    let keys = remote(&server).cooldown(Duration::from_millis(100)).build().unwrap();
+    let keys = remote(&server)
+        .cooldown(Duration::from_millis(100))
+        .build()
+        .unwrap();
     keys.prefetch().await.unwrap();
     assert_eq!(server.fetches(), 1);
     server.set_jwks(set(&[k1(), k2()]));
@@ -313,7 +339,10 @@ async fn single_flight_on_first_use_with_no_keys_yet() {
     let tasks: Vec<_> = (0..50)
         .map(|i| {
             let keys = keys.clone();
-            tokio::spawn(async move { keys.get(Some(if i % 2 == 0 { "k1" } else { "other" })).await })
+            tokio::spawn(async move {
+                keys.get(Some(if i % 2 == 0 { "k1" } else { "other" }))
+                    .await
+            })
         })
         .collect();
     for task in tasks {
@@ -325,17 +354,27 @@ async fn single_flight_on_first_use_with_no_keys_yet() {
 #[tokio::test]
 async fn cooldown_holds_an_unknown_kid_flood_to_at_most_one_fetch() {
     let server = JwksServer::start(set(&[k1()])).await;
-    let keys = remote(&server).cooldown(Duration::from_millis(600)).build().unwrap();
+    let keys = remote(&server)
+        .cooldown(Duration::from_millis(600))
+        .build()
+        .unwrap();
     keys.prefetch().await.unwrap();
     assert_eq!(server.fetches(), 1);
 
     // Within the cooldown: every random kid is just unknown, no fetch.
     let started = Instant::now();
     for i in 0..1000 {
-        let got = keys.get(Some(&format!("random-{i}-{}", now()))).await.unwrap();
+        let got = keys
+            .get(Some(&format!("random-{i}-{}", now())))
+            .await
+            .unwrap();
         assert_eq!(got.skipped().len(), 0);
     }
-    assert!(started.elapsed() < Duration::from_millis(500), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(server.fetches(), 1, "no fetch within the cooldown");
 
     // Past it, a concurrent flood of 1000 random kids: one shared fetch.
@@ -381,10 +420,22 @@ async fn cache_control_max_age_drives_the_background_refresh_within_bounds() {
         keys.prefetch().await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(2200)).await;
-    assert!(short.fetches() >= 2, "max-age=1 not honoured: {}", short.fetches());
-    assert!(long.fetches() >= 2, "max-age not clamped to the upper bound: {}", long.fetches());
+    assert!(
+        short.fetches() >= 2,
+        "max-age=1 not honoured: {}",
+        short.fetches()
+    );
+    assert!(
+        long.fetches() >= 2,
+        "max-age not clamped to the upper bound: {}",
+        long.fetches()
+    );
     assert_eq!(default.fetches(), 1, "refreshed without need");
-    assert_eq!(zero.fetches(), 1, "max-age=0 not clamped to the lower bound");
+    assert_eq!(
+        zero.fetches(),
+        1,
+        "max-age=0 not clamped to the lower bound"
+    );
     assert!(a.stats().fresh && b.stats().fresh);
 }
 
@@ -392,7 +443,10 @@ async fn cache_control_max_age_drives_the_background_refresh_within_bounds() {
 async fn refresher_stops_when_the_last_handle_is_dropped() {
     let server = JwksServer::start(set(&[k1()])).await;
     server.set_cache_control(Some("max-age=1"));
-    let keys = remote(&server).min_max_age(Duration::from_secs(1)).build().unwrap();
+    let keys = remote(&server)
+        .min_max_age(Duration::from_secs(1))
+        .build()
+        .unwrap();
     let clone = keys.clone();
     keys.prefetch().await.unwrap();
     drop(keys);
@@ -402,7 +456,10 @@ async fn refresher_stops_when_the_last_handle_is_dropped() {
     assert!(seen >= 2, "no background refresh: {seen}");
     drop(clone);
     tokio::time::sleep(Duration::from_millis(2000)).await;
-    assert!(server.fetches() <= seen + 1, "still refreshing after the last drop");
+    assert!(
+        server.fetches() <= seen + 1,
+        "still refreshing after the last drop"
+    );
 }
 
 #[tokio::test]
@@ -446,9 +503,17 @@ async fn error_statuses_are_unavailable_not_unknown() {
         }
         assert!(e.retry_after_secs() >= 1);
         assert!(keys.keys_now().is_none());
-        assert_eq!(server.fetches(), 1, "{status}: redirect followed or retried");
+        assert_eq!(
+            server.fetches(),
+            1,
+            "{status}: redirect followed or retried"
+        );
         assert!(keys.stats().fetches_failed >= 1);
-        assert!(keys.stats().last_error.unwrap().contains(&status.to_string()));
+        assert!(keys
+            .stats()
+            .last_error
+            .unwrap()
+            .contains(&status.to_string()));
     }
 }
 
@@ -476,7 +541,10 @@ async fn garbage_and_oversized_bodies_are_refused() {
 async fn a_hanging_server_is_answered_within_the_timeout() {
     let server = JwksServer::start(set(&[k1()])).await;
     server.set_mode(Mode::Hang);
-    let keys = remote(&server).timeout(Duration::from_millis(300)).build().unwrap();
+    let keys = remote(&server)
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
     let started = Instant::now();
     let e = unavailable(keys.get(Some("k1")).await);
     let took = started.elapsed();
@@ -487,7 +555,9 @@ async fn a_hanging_server_is_answered_within_the_timeout() {
 #[tokio::test]
 async fn connection_refused_is_unavailable() {
     let port = common::free_port();
-    let keys = RemoteKeys::jwks(format!("http://127.0.0.1:{port}{JWKS_PATH}")).build().unwrap();
+    let keys = RemoteKeys::jwks(format!("http://127.0.0.1:{port}{JWKS_PATH}"))
+        .build()
+        .unwrap();
     let e = unavailable(keys.get(Some("k1")).await);
     assert!(matches!(e.cause(), Some(FetchError::Transport(_))), "{e}");
     assert!(e.to_string().contains("refused"), "{e}");
@@ -563,7 +633,14 @@ async fn discovery_by_openid_configuration() {
     let keys = RemoteKeys::discover(server.base()).build().unwrap();
     assert_eq!(keys.issuer(), Some(server.base().as_str()));
     assert!(verifies(&keys.prefetch().await.unwrap(), &token_k1()));
-    assert_eq!((server.hits(OIDC_PATH), server.hits(RFC8414_PATH), server.fetches()), (1, 0, 1));
+    assert_eq!(
+        (
+            server.hits(OIDC_PATH),
+            server.hits(RFC8414_PATH),
+            server.fetches()
+        ),
+        (1, 0, 1)
+    );
 }
 
 #[tokio::test]
@@ -575,7 +652,14 @@ async fn discovery_falls_back_to_rfc8414() {
     );
     let keys = RemoteKeys::discover(server.base()).build().unwrap();
     assert!(verifies(&keys.prefetch().await.unwrap(), &token_k1()));
-    assert_eq!((server.hits(OIDC_PATH), server.hits(RFC8414_PATH), server.fetches()), (1, 1, 1));
+    assert_eq!(
+        (
+            server.hits(OIDC_PATH),
+            server.hits(RFC8414_PATH),
+            server.fetches()
+        ),
+        (1, 1, 1)
+    );
 
     // The RFC 8414 form of an issuer with a path: the well-known part first.
     let tenant = format!("{}/tenant", server.base());
@@ -608,7 +692,13 @@ async fn discovery_refuses_an_issuer_mismatch_and_an_insecure_jwks_uri() {
         OIDC_PATH,
         json!({ "issuer": server.base(), "jwks_uri": "http://keys.example.invalid/jwks" }),
     );
-    let e = unavailable(RemoteKeys::discover(server.base()).build().unwrap().prefetch().await);
+    let e = unavailable(
+        RemoteKeys::discover(server.base())
+            .build()
+            .unwrap()
+            .prefetch()
+            .await,
+    );
     match e.cause() {
         Some(FetchError::Discovery(why)) => assert!(why.contains("plain http"), "{why}"),
         other => panic!("{other:?}"),
@@ -617,12 +707,24 @@ async fn discovery_refuses_an_issuer_mismatch_and_an_insecure_jwks_uri() {
 
 #[test]
 fn https_only_except_loopback_or_explicit_opt_in() {
-    for url in ["http://id.example.com/jwks", "http://10.0.0.1/jwks", "http://[::2]/jwks"] {
+    for url in [
+        "http://id.example.com/jwks",
+        "http://10.0.0.1/jwks",
+        "http://[::2]/jwks",
+    ] {
         let err = RemoteKeys::jwks(url).build().unwrap_err();
-        assert!(matches!(err, RemoteConfigError::InsecureUrl(_)), "{url}: {err}");
-        assert!(RemoteKeys::jwks(url).allow_http(true).build().is_ok(), "{url}");
+        assert!(
+            matches!(err, RemoteConfigError::InsecureUrl(_)),
+            "{url}: {err}"
+        );
+        assert!(
+            RemoteKeys::jwks(url).allow_http(true).build().is_ok(),
+            "{url}"
+        );
     }
-    let err = RemoteKeys::discover("http://id.example.com").build().unwrap_err();
+    let err = RemoteKeys::discover("http://id.example.com")
+        .build()
+        .unwrap_err();
     assert!(matches!(err, RemoteConfigError::InsecureUrl(_)), "{err}");
     for url in [
         "https://id.example.com/jwks",
@@ -633,15 +735,25 @@ fn https_only_except_loopback_or_explicit_opt_in() {
     ] {
         assert!(RemoteKeys::jwks(url).build().is_ok(), "{url}");
     }
-    for url in ["ftp://id.example.com/jwks", "/jwks", "https://u:p@id.example.com/jwks"] {
+    for url in [
+        "ftp://id.example.com/jwks",
+        "/jwks",
+        "https://u:p@id.example.com/jwks",
+    ] {
         let err = RemoteKeys::jwks(url).build().unwrap_err();
-        assert!(matches!(err, RemoteConfigError::InvalidUrl { .. }), "{url}: {err}");
+        assert!(
+            matches!(err, RemoteConfigError::InvalidUrl { .. }),
+            "{url}: {err}"
+        );
     }
     let err = RemoteKeys::jwks("https://id.example.com/jwks")
         .cache_control_bounds(Duration::from_secs(10), Duration::from_secs(1))
         .build()
         .unwrap_err();
-    assert!(matches!(err, RemoteConfigError::InvalidSettings(_)), "{err}");
+    assert!(
+        matches!(err, RemoteConfigError::InvalidSettings(_)),
+        "{err}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -666,15 +778,42 @@ async fn every_asymmetric_algorithm_verifies_from_the_fetched_set() {
         jwks.push(with(&f.rsa_jwk, json!({ "kid": kid, "alg": name })));
         tokens.push((kid.clone(), token(alg, &rsa_signer, &kid)));
     }
-    jwks.push(with(&f.p256_a_jwk, json!({ "kid": "es256", "alg": "ES256" })));
-    tokens.push(("es256".into(), token(Algorithm::ES256, &EncodingKey::from_ec_pem(&f.p256_a.pem).unwrap(), "es256")));
+    jwks.push(with(
+        &f.p256_a_jwk,
+        json!({ "kid": "es256", "alg": "ES256" }),
+    ));
+    tokens.push((
+        "es256".into(),
+        token(
+            Algorithm::ES256,
+            &EncodingKey::from_ec_pem(&f.p256_a.pem).unwrap(),
+            "es256",
+        ),
+    ));
     // No alg: the type decides (P-384 → ES384, Ed25519 → EdDSA).
     jwks.push(with(&f.p384_jwk, json!({ "kid": "es384" })));
-    tokens.push(("es384".into(), token(Algorithm::ES384, &EncodingKey::from_ec_pem(&f.p384.pem).unwrap(), "es384")));
+    tokens.push((
+        "es384".into(),
+        token(
+            Algorithm::ES384,
+            &EncodingKey::from_ec_pem(&f.p384.pem).unwrap(),
+            "es384",
+        ),
+    ));
     jwks.push(with(&f.ed25519_jwk, json!({ "kid": "eddsa" })));
-    tokens.push(("eddsa".into(), token(Algorithm::EdDSA, &EncodingKey::from_ed_pem(&f.ed25519.pem).unwrap(), "eddsa")));
+    tokens.push((
+        "eddsa".into(),
+        token(
+            Algorithm::EdDSA,
+            &EncodingKey::from_ed_pem(&f.ed25519.pem).unwrap(),
+            "eddsa",
+        ),
+    ));
     // Skipped, never fatal: an encryption key, a symmetric key, an unknown kty, x5c ignored.
-    jwks.push(with(&f.rsa_jwk, json!({ "kid": "enc", "use": "enc", "alg": "RSA-OAEP" })));
+    jwks.push(with(
+        &f.rsa_jwk,
+        json!({ "kid": "enc", "use": "enc", "alg": "RSA-OAEP" }),
+    ));
     let secret = b"a secret of at least thirty-two bytes!";
     jwks.push(json!({ "kty": "oct", "kid": "hmac", "alg": "HS256", "k": b64(secret) }));
     jwks.push(json!({ "kty": "PQC", "kid": "future" }));
@@ -684,7 +823,11 @@ async fn every_asymmetric_algorithm_verifies_from_the_fetched_set() {
     let keys = remote(&server).build().unwrap();
     let fetched = keys.prefetch().await.unwrap();
     assert_eq!(keys.stats().keys, 9);
-    let skipped: Vec<_> = fetched.skipped().iter().filter_map(|s| s.kid.clone()).collect();
+    let skipped: Vec<_> = fetched
+        .skipped()
+        .iter()
+        .filter_map(|s| s.kid.clone())
+        .collect();
     assert_eq!(skipped, ["enc", "hmac", "future"]);
     for (kid, token) in &tokens {
         let got = keys.get(Some(kid)).await.unwrap();
@@ -694,7 +837,11 @@ async fn every_asymmetric_algorithm_verifies_from_the_fetched_set() {
     let confused = token(Algorithm::RS256, &rsa_signer, "ps256");
     assert!(!verifies(&fetched, &confused));
     // The symmetric key was refused: its token does not verify.
-    let hmac = token(Algorithm::HS256, &EncodingKey::from_secret(secret).unwrap(), "hmac");
+    let hmac = token(
+        Algorithm::HS256,
+        &EncodingKey::from_secret(secret).unwrap(),
+        "hmac",
+    );
     assert!(!verifies(&fetched, &hmac));
     assert_eq!(server.fetches(), 1);
 

@@ -41,9 +41,7 @@ pub enum RemoteConfigError {
     },
     /// Plain `http://` to a host that is not loopback, without
     /// [`allow_http(true)`](RemoteKeysBuilder::allow_http).
-    #[error(
-        "{0:?} is plain http to a host that is not loopback: use https, or allow_http(true)"
-    )]
+    #[error("{0:?} is plain http to a host that is not loopback: use https, or allow_http(true)")]
     InsecureUrl(String),
     /// Bounds that contradict each other.
     #[error("invalid settings: {0}")]

@@ -242,9 +242,8 @@ impl Cache {
                 match known {
                     Some(url) => url,
                     None => {
-                        let url =
-                            discover(client, issuer, uri, config.max_body, config.allow_http)
-                                .await?;
+                        let url = discover(client, issuer, uri, config.max_body, config.allow_http)
+                            .await?;
                         tracing::debug!(issuer = %issuer, jwks_uri = %url, "JWKS: discovered");
                         self.state().jwks_uri = Some(url.clone());
                         url
@@ -266,8 +265,9 @@ impl Cache {
         let json = std::str::from_utf8(&body).map_err(|e| FetchError::NotJson(e.to_string()))?;
         let keys = Keys::from_fetched_jwk_set(json, &config.allowed, config.allow_symmetric)
             .map_err(FetchError::InvalidSet)?;
-        let max_age = cache_max_age(&headers)
-            .map_or(config.max_age, |age| age.clamp(config.min_max_age, config.max_max_age));
+        let max_age = cache_max_age(&headers).map_or(config.max_age, |age| {
+            age.clamp(config.min_max_age, config.max_max_age)
+        });
         Ok(Fetched { keys, max_age })
     }
 
@@ -354,9 +354,7 @@ impl Cache {
                 .retry_min
                 .saturating_mul(1 << exp)
                 .min(self.config.retry_max);
-            return state
-                .last_failure
-                .map_or(now, |t| later(t, backoff));
+            return state.last_failure.map_or(now, |t| later(t, backoff));
         }
         match self.snapshot.load().as_ref() {
             Some(snap) => {
@@ -424,7 +422,8 @@ impl AttemptGuard {
 impl Drop for AttemptGuard {
     fn drop(&mut self) {
         if !self.finished {
-            self.cache.finish(Err(FetchError::transport("the fetch task ended early")));
+            self.cache
+                .finish(Err(FetchError::transport("the fetch task ended early")));
         }
     }
 }

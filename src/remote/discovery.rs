@@ -52,7 +52,11 @@ fn jwks_uri_of(body: &[u8], issuer: &str, allow_http: bool) -> Result<Uri, Fetch
                 found.chars().take(256).collect::<String>()
             )))
         }
-        None => return Err(FetchError::Discovery("no \"issuer\" in the document".into())),
+        None => {
+            return Err(FetchError::Discovery(
+                "no \"issuer\" in the document".into(),
+            ))
+        }
     }
     let Some(jwks_uri) = doc.get("jwks_uri").and_then(Value::as_str) else {
         return Err(FetchError::Discovery(
@@ -67,9 +71,9 @@ fn jwks_uri_of(body: &[u8], issuer: &str, allow_http: bool) -> Result<Uri, Fetch
         Err(UrlRefusal::Insecure) => Err(FetchError::Discovery(format!(
             "\"jwks_uri\" {uri} is plain http to a host that is not loopback"
         ))),
-        Err(UrlRefusal::Invalid(why)) => Err(FetchError::Discovery(format!(
-            "\"jwks_uri\" {uri}: {why}"
-        ))),
+        Err(UrlRefusal::Invalid(why)) => {
+            Err(FetchError::Discovery(format!("\"jwks_uri\" {uri}: {why}")))
+        }
     }
 }
 
@@ -91,12 +95,24 @@ mod tests {
         .unwrap();
         assert_eq!(ok, "https://keys.example.com/jwks");
         for (body, phrase) in [
-            (doc("https://id.example.com/", "https://k/jwks"), "not the configured"),
-            (doc("https://evil.example.com", "https://k/jwks"), "not the configured"),
+            (
+                doc("https://id.example.com/", "https://k/jwks"),
+                "not the configured",
+            ),
+            (
+                doc("https://evil.example.com", "https://k/jwks"),
+                "not the configured",
+            ),
             (doc(issuer, "http://keys.example.com/jwks"), "plain http"),
             (doc(issuer, "/jwks"), "not an absolute URL"),
-            (r#"{"issuer": "https://id.example.com"}"#.to_owned(), "no \"jwks_uri\""),
-            (r#"{"jwks_uri": "https://k/jwks"}"#.to_owned(), "no \"issuer\""),
+            (
+                r#"{"issuer": "https://id.example.com"}"#.to_owned(),
+                "no \"jwks_uri\"",
+            ),
+            (
+                r#"{"jwks_uri": "https://k/jwks"}"#.to_owned(),
+                "no \"issuer\"",
+            ),
         ] {
             match jwks_uri_of(body.as_bytes(), issuer, false) {
                 Err(FetchError::Discovery(why)) => assert!(why.contains(phrase), "{why}"),

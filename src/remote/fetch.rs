@@ -151,9 +151,7 @@ impl HyperFetch {
         Self::from_builder(HttpsConnectorBuilder::new().with_tls_config(config))
     }
 
-    fn from_builder(
-        builder: HttpsConnectorBuilder<WantsSchemes>,
-    ) -> Self {
+    fn from_builder(builder: HttpsConnectorBuilder<WantsSchemes>) -> Self {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -297,7 +295,10 @@ mod tests {
             secs(300)
         );
         assert_eq!(
-            cache_max_age(&headers(&[(CACHE_CONTROL, "Max-Age=\"60\", must-revalidate")])),
+            cache_max_age(&headers(&[(
+                CACHE_CONTROL,
+                "Max-Age=\"60\", must-revalidate"
+            )])),
             secs(60)
         );
         assert_eq!(
@@ -313,9 +314,15 @@ mod tests {
             secs(0)
         );
         assert_eq!(
-            cache_max_age(&headers(&[(CACHE_CONTROL, "public"), (CACHE_CONTROL, "max-age=5")])),
+            cache_max_age(&headers(&[
+                (CACHE_CONTROL, "public"),
+                (CACHE_CONTROL, "max-age=5")
+            ])),
             secs(5)
         );
-        assert_eq!(cache_max_age(&headers(&[(CACHE_CONTROL, "max-age=soon")])), None);
+        assert_eq!(
+            cache_max_age(&headers(&[(CACHE_CONTROL, "max-age=soon")])),
+            None
+        );
     }
 }

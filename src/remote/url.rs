@@ -75,9 +75,8 @@ pub(crate) fn discovery_urls(issuer: &Uri) -> [Uri; 2] {
     let path = issuer.path().trim_end_matches('/');
     let with_path = |new_path: String| {
         let mut parts = issuer.clone().into_parts();
-        parts.path_and_query = Some(
-            PathAndQuery::try_from(new_path).expect("a path built from a valid URI's path"),
-        );
+        parts.path_and_query =
+            Some(PathAndQuery::try_from(new_path).expect("a path built from a valid URI's path"));
         Uri::from_parts(parts).expect("a URI with a valid path")
     };
     [
@@ -95,7 +94,14 @@ mod tests {
         for host in ["localhost", "LocalHost", "127.0.0.1", "127.1.2.3", "[::1]"] {
             assert!(is_loopback(host), "{host}");
         }
-        for host in ["example.com", "10.0.0.1", "128.0.0.1", "[::2]", "localhost.example.com", "::1"] {
+        for host in [
+            "example.com",
+            "10.0.0.1",
+            "128.0.0.1",
+            "[::2]",
+            "localhost.example.com",
+            "::1",
+        ] {
             assert!(!is_loopback(host), "{host}");
         }
     }
@@ -130,7 +136,10 @@ mod tests {
     #[test]
     fn discovery_url_forms() {
         let [oidc, rfc8414] = discovery_urls(&"https://id.example.com".parse().unwrap());
-        assert_eq!(oidc, "https://id.example.com/.well-known/openid-configuration");
+        assert_eq!(
+            oidc,
+            "https://id.example.com/.well-known/openid-configuration"
+        );
         assert_eq!(
             rfc8414,
             "https://id.example.com/.well-known/oauth-authorization-server"

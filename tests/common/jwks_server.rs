@@ -174,7 +174,10 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request<Body>) -> Re
             }
             response
         }
-        Mode::Garbage => text(StatusCode::OK, "<html><body>Sign in to the Wi-Fi</body></html>"),
+        Mode::Garbage => text(
+            StatusCode::OK,
+            "<html><body>Sign in to the Wi-Fi</body></html>",
+        ),
         Mode::Hang => std::future::pending().await,
     }
 }
