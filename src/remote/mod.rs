@@ -15,12 +15,14 @@ mod builder;
 mod cache;
 mod discovery;
 mod fetch;
+mod source;
 mod url;
 
 pub use self::builder::{RemoteConfigError, RemoteKeysBuilder};
 pub use self::fetch::{FetchError, FetchFuture, HttpFetch, HyperFetch};
 
-use self::cache::{Cache, Source};
+use self::cache::Cache;
+use self::source::Source;
 use crate::keys::Keys;
 
 /// The key set of one identity provider, fetched from its JWKS URL and kept
