@@ -422,6 +422,16 @@ pub(crate) fn parse_jwk_set(
     allowed: &[Algorithm],
     allow_oct: bool,
 ) -> Result<Keys, ConfigError> {
+    read_jwk_set(json, allowed, allow_oct, true)
+}
+
+/// [`parse_jwk_set`], each skipped key logged as a warning when `warn`.
+fn read_jwk_set(
+    json: &str,
+    allowed: &[Algorithm],
+    allow_oct: bool,
+    warn: bool,
+) -> Result<Keys, ConfigError> {
     let set: Value = serde_json::from_str(json)
         .map_err(|e| ConfigError::InvalidJwkSet(format!("not JSON: {e}")))?;
     let Some(list) = set.get("keys").and_then(Value::as_array) else {
@@ -449,13 +459,15 @@ pub(crate) fn parse_jwk_set(
                     alg: member("alg"),
                     reason,
                 };
-                tracing::warn!(
-                    index,
-                    kid = ?skipped.kid,
-                    alg = ?skipped.alg,
-                    reason = %skipped.reason,
-                    "JWK set: key skipped, it cannot verify tokens"
-                );
+                if warn {
+                    tracing::warn!(
+                        index,
+                        kid = ?skipped.kid,
+                        alg = ?skipped.alg,
+                        reason = %skipped.reason,
+                        "JWK set: key skipped, it cannot verify tokens"
+                    );
+                }
                 keys.skipped.push(skipped);
             }
         }
@@ -467,7 +479,9 @@ pub(crate) fn parse_jwk_set(
 }
 
 /// The keys of a JWK set fetched from an identity provider (`remote-keys`):
-/// symmetric (`oct`) keys only when `allow_oct` (an explicit opt-in).
+/// symmetric (`oct`) keys only when `allow_oct` (an explicit opt-in). The
+/// skipped keys are not logged here: the caller logs them when they change,
+/// not at every refresh.
 #[cfg(feature = "remote-keys")]
 impl Keys {
     pub(crate) fn from_fetched_jwk_set(
@@ -475,7 +489,7 @@ impl Keys {
         allowed: &[Algorithm],
         allow_oct: bool,
     ) -> Result<Keys, ConfigError> {
-        parse_jwk_set(json, allowed, allow_oct)
+        read_jwk_set(json, allowed, allow_oct, false)
     }
 }
 

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
 
-use super::cache::{Cache, Config, Source};
+use super::cache::Cache;
 use super::fetch::{HttpFetch, HyperFetch};
+use super::source::{Config, Source};
 use super::url::{parse_url, UrlRefusal};
 use super::RemoteKeys;
 

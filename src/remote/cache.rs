@@ -6,7 +6,8 @@
 //! Locking: `state` (a std mutex) is taken only on the slow path (unknown
 //! kid, no usable keys), by the fetch task when it starts and ends, and by
 //! the refresher; it is never held across an await. The snapshot is an
-//! `ArcSwapOption`, replaced whole by a successful fetch.
+//! `ArcSwapOption`, replaced whole by a successful fetch. How one fetch goes
+//! (discovery, JWK set, freshness) is in `source.rs`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
@@ -14,42 +15,14 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwapOption;
 use http::Uri;
-use jsonwebtoken::Algorithm;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::discovery::discover;
-use super::fetch::{cache_max_age, get_json, FetchError, HttpFetch};
+use super::fetch::FetchError;
+use super::source::{fetch_keys, Config, Fetched};
 use super::{KeysUnavailable, Lookup, Refetch, RemoteStats};
 use crate::keys::{Keys, MAX_KID_LEN};
-
-/// Where the key set comes from.
-pub(super) enum Source {
-    /// A JWKS URL.
-    Jwks(Uri),
-    /// An issuer whose `jwks_uri` is found by discovery.
-    Discover { issuer: String, uri: Uri },
-}
-
-/// Everything the builder settled.
-pub(super) struct Config {
-    pub(super) source: Source,
-    pub(super) label: String,
-    pub(super) client: Arc<dyn HttpFetch>,
-    pub(super) allowed: Vec<Algorithm>,
-    pub(super) allow_symmetric: bool,
-    pub(super) allow_http: bool,
-    pub(super) max_age: Duration,
-    pub(super) min_max_age: Duration,
-    pub(super) max_max_age: Duration,
-    pub(super) cooldown: Duration,
-    pub(super) timeout: Duration,
-    pub(super) stale_if_error: Duration,
-    pub(super) retry_min: Duration,
-    pub(super) retry_max: Duration,
-    pub(super) max_body: usize,
-}
 
 /// A fetched key set and how long it may be used.
 pub(super) struct Snapshot {
@@ -66,8 +39,6 @@ pub(super) struct Snapshot {
 struct State {
     /// A fetch is under way: callers wait for its outcome.
     running: bool,
-    /// The discovered `jwks_uri` (forgotten when a fetch from it fails).
-    jwks_uri: Option<Uri>,
     last_success: Option<Instant>,
     last_success_wall: Option<SystemTime>,
     last_failure: Option<Instant>,
@@ -88,14 +59,10 @@ struct Attempt {
     result: Result<Arc<Keys>, KeysUnavailable>,
 }
 
-/// The set fetched by a successful attempt, and for how long it is fresh.
-struct Fetched {
-    keys: Keys,
-    max_age: Duration,
-}
-
 pub(crate) struct Cache {
     config: Config,
+    /// The `jwks_uri` found by discovery (forgotten when a fetch from it fails).
+    discovered: Mutex<Option<Uri>>,
     snapshot: ArcSwapOption<Snapshot>,
     state: Mutex<State>,
     /// Each finished fetch, for its waiters; dropped with the cache, which
@@ -121,6 +88,7 @@ impl Cache {
         });
         Arc::new(Self {
             config,
+            discovered: Mutex::new(None),
             snapshot: ArcSwapOption::empty(),
             state: Mutex::new(State::default()),
             done,
@@ -224,53 +192,6 @@ impl Cache {
         Some(rx)
     }
 
-    /// One fetch, bounded by the timeout.
-    async fn fetch(&self) -> Result<Fetched, FetchError> {
-        let timeout = self.config.timeout;
-        tokio::time::timeout(timeout, self.fetch_unbounded())
-            .await
-            .unwrap_or(Err(FetchError::Timeout(timeout)))
-    }
-
-    async fn fetch_unbounded(&self) -> Result<Fetched, FetchError> {
-        let config = &self.config;
-        let client = &*config.client;
-        let url = match &config.source {
-            Source::Jwks(url) => url.clone(),
-            Source::Discover { issuer, uri } => {
-                let known = self.state().jwks_uri.clone();
-                match known {
-                    Some(url) => url,
-                    None => {
-                        let url = discover(client, issuer, uri, config.max_body, config.allow_http)
-                            .await?;
-                        tracing::debug!(issuer = %issuer, jwks_uri = %url, "JWKS: discovered");
-                        self.state().jwks_uri = Some(url.clone());
-                        url
-                    }
-                }
-            }
-        };
-        let result = self.fetch_set(&url).await;
-        if result.is_err() {
-            // Discover again next time: the provider may have moved its keys.
-            self.state().jwks_uri = None;
-        }
-        result
-    }
-
-    async fn fetch_set(&self, url: &Uri) -> Result<Fetched, FetchError> {
-        let config = &self.config;
-        let (body, headers) = get_json(&*config.client, url, config.max_body).await?;
-        let json = std::str::from_utf8(&body).map_err(|e| FetchError::NotJson(e.to_string()))?;
-        let keys = Keys::from_fetched_jwk_set(json, &config.allowed, config.allow_symmetric)
-            .map_err(FetchError::InvalidSet)?;
-        let max_age = cache_max_age(&headers).map_or(config.max_age, |age| {
-            age.clamp(config.min_max_age, config.max_max_age)
-        });
-        Ok(Fetched { keys, max_age })
-    }
-
     /// Record the outcome of a fetch: a new snapshot, or the failure (loudly).
     fn finish(&self, result: Result<Fetched, FetchError>) {
         let now = Instant::now();
@@ -281,6 +202,23 @@ impl Cache {
                 self.succeeded.fetch_add(1, Ordering::Relaxed);
                 let keys = Arc::new(fetched.keys);
                 let fresh_until = later(now, fetched.max_age);
+                let previous = self.snapshot.load();
+                let skipped_before = previous.as_ref().map(|snap| snap.keys.skipped());
+                if skipped_before != Some(keys.skipped()) {
+                    // Logged when the set's unusable keys change, not at
+                    // every refresh.
+                    for skipped in keys.skipped() {
+                        tracing::warn!(
+                            source = %label,
+                            index = skipped.index,
+                            kid = ?skipped.kid,
+                            alg = ?skipped.alg,
+                            reason = %skipped.reason,
+                            "JWKS: key skipped, it cannot verify tokens"
+                        );
+                    }
+                }
+                drop(previous);
                 self.snapshot.store(Some(Arc::new(Snapshot {
                     keys: Arc::clone(&keys),
                     fetched_at: now,
@@ -413,7 +351,7 @@ struct AttemptGuard {
 impl AttemptGuard {
     async fn run(mut self) {
         self.cache.attempted.fetch_add(1, Ordering::Relaxed);
-        let result = self.cache.fetch().await;
+        let result = fetch_keys(&self.cache.config, &self.cache.discovered).await;
         self.finished = true;
         self.cache.finish(result);
     }

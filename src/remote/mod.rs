@@ -2,27 +2,7 @@
 //! issuer whose `jwks_uri` is found by OpenID Connect Discovery or RFC 8414,
 //! fetched and cached by [`RemoteKeys`].
 //!
-//! The cache's semantics:
-//!
-//! - A token whose `kid` is in the current set is verified with a snapshot
-//!   read without lock, await or allocation, whatever a fetch is doing.
-//! - The set is fresh for `max_age` (10 min), or for the response's
-//!   `Cache-Control: max-age` kept within `min_max_age..=max_max_age`
-//!   (1 min ..= 1 h), and refreshed in the background before it goes stale.
-//! - While a refresh runs or fails, the last good set is used
-//!   (stale-while-revalidate), for up to `stale_if_error` (24 h) past its
-//!   freshness, logged as errors; then the keys are unavailable.
-//! - An unknown `kid` (a key rotated in) starts one fetch that every
-//!   concurrent caller shares, at most once per `cooldown` (30 s) after a
-//!   success: within it, the kid is simply unknown. After a failure, a new
-//!   fetch may start `retry_min` (1 s) later; the refresher retries with
-//!   backoff up to `retry_max` (60 s).
-//! - A key removed from the set stops verifying at the next fetch: the
-//!   snapshot is replaced whole.
-//! - Unavailable ([`KeysUnavailable`], with a retry delay): never fetched,
-//!   or the fetch failed and the kid is unknown, or the last good set is
-//!   older than the stale bound. Every fetch (discovery included) ends
-//!   within `timeout` (5 s).
+//! See [`RemoteKeys`] for the cache's semantics.
 
 use std::fmt;
 use std::future::Future;
@@ -35,16 +15,40 @@ mod builder;
 mod cache;
 mod discovery;
 mod fetch;
+mod source;
 mod url;
 
 pub use self::builder::{RemoteConfigError, RemoteKeysBuilder};
 pub use self::fetch::{FetchError, FetchFuture, HttpFetch, HyperFetch};
 
-use self::cache::{Cache, Source};
+use self::cache::Cache;
+use self::source::Source;
 use crate::keys::Keys;
 
 /// The key set of one identity provider, fetched from its JWKS URL and kept
-/// fresh: see the [module documentation](self) for the cache's semantics.
+/// fresh.
+///
+/// The cache's semantics:
+///
+/// - A token whose `kid` is in the current set is verified with a snapshot
+///   read without lock, await or allocation, whatever a fetch is doing.
+/// - The set is fresh for `max_age` (10 min), or for the response's
+///   `Cache-Control: max-age` kept within `min_max_age..=max_max_age`
+///   (1 min ..= 1 h), and refreshed in the background before it goes stale.
+/// - While a refresh runs or fails, the last good set is used
+///   (stale-while-revalidate), for up to `stale_if_error` (24 h) past its
+///   freshness, logged as errors; then the keys are unavailable.
+/// - An unknown `kid` (a key rotated in) starts one fetch that every
+///   concurrent caller shares, at most once per `cooldown` (30 s) after a
+///   success: within it, the kid is simply unknown. After a failure, a new
+///   fetch may start `retry_min` (1 s) later; the refresher retries with
+///   backoff up to `retry_max` (60 s).
+/// - A key removed from the set stops verifying at the next fetch: the
+///   snapshot is replaced whole.
+/// - Unavailable ([`KeysUnavailable`], with a retry delay): never fetched,
+///   or the fetch failed and the kid is unknown, or the last good set is
+///   older than the stale bound. Every fetch (discovery included) ends
+///   within `timeout` (5 s).
 ///
 /// Cheap to clone (one shared cache). The background refresher stops when
 /// the last clone is dropped.
