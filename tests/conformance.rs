@@ -795,6 +795,7 @@ async fn a_huge_ban_applies_and_ends_in_the_future(store: Arc<dyn RevocationStor
 /// as `Duration::MAX`: nothing panics, and each entry holds.
 async fn huge_durations_never_panic_a_store(store: Arc<dyn RevocationStore>) {
     let max = Duration::MAX;
+    let sessions = store.sessions().expect("the store keeps sessions");
     store.deny_token("alice", "t1", max).await.unwrap();
     assert_ne!(
         store.check(&check_request("alice", "t1")).await.unwrap(),
@@ -820,7 +821,7 @@ async fn huge_durations_never_panic_a_store(store: Arc<dyn RevocationStore>) {
         lifetime: max,
         markers: max,
     };
-    store.create_session(session.clone()).await.unwrap();
+    sessions.create_session(session.clone()).await.unwrap();
     let mut check = check_request("carol", "t");
     check.session_id = Some("s1".into());
     check.touch_interval = Duration::ZERO;
@@ -840,14 +841,14 @@ async fn huge_durations_never_panic_a_store(store: Arc<dyn RevocationStore>) {
         markers: max,
     };
     assert_eq!(
-        store.rotate_refresh(rotation.clone()).await.unwrap(),
+        sessions.rotate_refresh(rotation.clone()).await.unwrap(),
         tower_jwt_auth::store::RotateOutcome::Rotated { generation: 1 }
     );
-    let listed = store.list_sessions("carol").await.unwrap();
+    let listed = sessions.list_sessions("carol").await.unwrap();
     assert_eq!(listed.len(), 1);
     assert!(listed[0].expires_at > listed[0].created_at);
     // A second login evicts the first (limit 1), leaving a marker kept "for ever".
-    store
+    sessions
         .create_session(tower_jwt_auth::store::NewSession {
             session_id: "s2".into(),
             ..session
@@ -861,7 +862,7 @@ async fn huge_durations_never_panic_a_store(store: Arc<dyn RevocationStore>) {
         ))
     );
     for generation in [u64::MAX, u64::MAX - 1, 1 << 53, (1 << 53) + 1] {
-        let outcome = store
+        let outcome = sessions
             .rotate_refresh(tower_jwt_auth::store::Rotation {
                 session_id: "s2".into(),
                 generation,
@@ -876,15 +877,15 @@ async fn huge_durations_never_panic_a_store(store: Arc<dyn RevocationStore>) {
         );
     }
     assert_eq!(
-        store
+        sessions
             .end_all_sessions("carol", tower_jwt_auth::SessionEnd::Kicked, max)
             .await
             .unwrap(),
         1
     );
-    store.put_one_time("p", "h", "dave", max).await.unwrap();
+    sessions.put_one_time("p", "h", "dave", max).await.unwrap();
     assert_eq!(
-        store.take_one_time("p", "h").await.unwrap().as_deref(),
+        sessions.take_one_time("p", "h").await.unwrap().as_deref(),
         Some("dave")
     );
 }

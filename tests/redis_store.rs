@@ -12,7 +12,8 @@ use common::redis_server::RedisServer;
 use redis::{PushInfo, PushKind, Value};
 use tower_jwt_auth::store::{
     CheckRequest, CreateOutcome, LimitPolicy, NewSession, RedisStore, RevocationReason,
-    RevocationStore, RotateOutcome, Rotation, SessionEnd, StartupFinding, StoreError, Verdict,
+    RevocationStore, RotateOutcome, Rotation, SessionEnd, SessionStore, StartupFinding, StoreError,
+    Verdict,
 };
 
 const MARKERS: Duration = Duration::from_secs(60);
@@ -1358,7 +1359,8 @@ fn connections_received(server: &RedisServer) -> u64 {
 async fn a_check_keeps_to_its_deadline_and_keeps_its_connection() {
     let server = RedisServer::start();
     let store = store(&server).await;
-    assert!(store.bounds_check_time());
+    // That the layer leaves the bound to `RedisStore` is held by the unit
+    // test `store::hints::tests::the_crates_stores_bound_their_own_checks`.
     let deadline = Duration::from_millis(100);
     let check = CheckRequest {
         deadline,

@@ -135,7 +135,8 @@ pub(super) fn decide<C>(config: &Config, auth: &Authenticated<C>) -> Decision {
     let Some(store) = &config.store else {
         return Decision::Accept;
     };
-    if store.check_cached(auth.subject(), auth.token_id()) {
+    let hints = config.hints.as_deref();
+    if hints.is_some_and(|h| h.check_cached(auth.subject(), auth.token_id())) {
         return Decision::Accept;
     }
     if !config.breaker.allow() {
@@ -164,7 +165,7 @@ pub(super) fn decide<C>(config: &Config, auth: &Authenticated<C>) -> Decision {
         marker_ttl: config.marker_ttl(),
         deadline: config.deadline,
     });
-    Decision::Check(if store.bounds_check_time() {
+    Decision::Check(if hints.is_some_and(|h| h.bounds_check_time()) {
         Check::Bounded { check }
     } else {
         Check::Timed {

@@ -8,15 +8,16 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{
-    capped_millis, unix_millis, CheckRequest, CreateOutcome, LimitPolicy, NewSession,
-    RevocationReason, RevocationStore, RotateOutcome, Rotation, SessionEnd, SessionInfo,
-    StoreFuture, Verdict, ENDED_MARKERS_PER_SUBJECT, KEPT_HASH_HEX, MAX_KEEP, REFRESH_REUSE_WINDOW,
+    capped_millis, CheckRequest, CreateOutcome, LimitPolicy, NewSession, RevocationReason,
+    RevocationStore, RotateOutcome, Rotation, SessionEnd, SessionInfo, SessionStore, StoreFuture,
+    Verdict, ENDED_MARKERS_PER_SUBJECT, KEPT_HASH_HEX, MAX_KEEP, REFRESH_REUSE_WINDOW,
 };
+use crate::util::{constant_time_eq, unix_millis};
 
 /// How many writes between two sweeps of expired entries.
 const SWEEP_EVERY: u32 = 1024;
 
-/// An in-process [`RevocationStore`]: one process, no setup.
+/// An in-process [`RevocationStore`] and [`SessionStore`]: one process, no setup.
 ///
 /// Entries expire by themselves: deny entries when the token could no longer be
 /// accepted anyway, sessions after their idle timeout or lifetime, bans when
@@ -377,11 +378,6 @@ impl RevocationStore for MemoryStore {
         ready(self.check_now(request))
     }
 
-    /// The verdict is there at once.
-    fn bounds_check_time(&self) -> bool {
-        true
-    }
-
     fn deny_token<'a>(
         &'a self,
         subject: &'a str,
@@ -444,6 +440,12 @@ impl RevocationStore for MemoryStore {
         ready(was)
     }
 
+    fn sessions(&self) -> Option<&dyn SessionStore> {
+        Some(self)
+    }
+}
+
+impl SessionStore for MemoryStore {
     fn create_session(&self, new: NewSession) -> StoreFuture<'_, CreateOutcome> {
         let outcome = self.write(&new.subject, |s, now| {
             if let Some(until) = s.banned(now) {
@@ -565,7 +567,6 @@ impl RevocationStore for MemoryStore {
                 .sessions
                 .get_mut(&rotation.session_id)
                 .expect("live: not gone");
-            use crate::util::constant_time_eq;
             let current = rotation.generation == session.generation
                 && constant_time_eq(
                     rotation.presented_hash.as_bytes(),

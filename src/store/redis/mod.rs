@@ -30,9 +30,11 @@ use redis::{
 };
 
 use super::near_cache::{NearCache, NearCacheConfig, NearCacheStats, Ticket};
+use super::hints::CheckHints;
 use super::{
     CheckRequest, CreateOutcome, LimitPolicy, NewSession, RevocationReason, RevocationStore,
-    RotateOutcome, Rotation, SessionEnd, SessionInfo, StoreError, StoreFuture, Verdict,
+    RotateOutcome, Rotation, SessionEnd, SessionInfo, SessionStore, StoreError, StoreFuture,
+    Verdict,
 };
 
 const DEFAULT_PREFIX: &str = "jwt";
@@ -1252,15 +1254,7 @@ async fn run_subscriber(
 // The trait
 // ---------------------------------------------------------------------------
 
-impl RevocationStore for RedisStore {
-    fn check(&self, request: &CheckRequest<'_>) -> StoreFuture<'static, Verdict> {
-        let due = self
-            .bounds_check_time()
-            .then(|| Due::after(request.deadline))
-            .flatten();
-        Box::pin(self.clone().run_check(self.prepare_check(request), due))
-    }
-
+impl CheckHints for RedisStore {
     /// A check's command is bounded by the connection's own per-command
     /// timeout, set to what is left of the deadline: one timer instead of
     /// two. Not with a cluster, whose client keeps its own timeouts.
@@ -1277,6 +1271,16 @@ impl RevocationStore for RedisStore {
             .near
             .as_ref()
             .is_some_and(|c| c.lookup(subject, token_id))
+    }
+}
+
+impl RevocationStore for RedisStore {
+    fn check(&self, request: &CheckRequest<'_>) -> StoreFuture<'static, Verdict> {
+        let due = self
+            .bounds_check_time()
+            .then(|| Due::after(request.deadline))
+            .flatten();
+        Box::pin(self.clone().run_check(self.prepare_check(request), due))
     }
 
     fn deny_token<'a>(
@@ -1341,6 +1345,12 @@ impl RevocationStore for RedisStore {
         })
     }
 
+    fn sessions(&self) -> Option<&dyn SessionStore> {
+        Some(self)
+    }
+}
+
+impl SessionStore for RedisStore {
     fn create_session(&self, new: NewSession) -> StoreFuture<'_, CreateOutcome> {
         Box::pin(async move {
             let subject = &new.subject;
