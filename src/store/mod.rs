@@ -30,6 +30,7 @@ use std::time::Duration;
 
 pub(crate) mod hints;
 mod memory;
+mod memory_state;
 #[cfg(feature = "redis")]
 mod near_cache;
 #[cfg(feature = "redis")]
