@@ -185,25 +185,23 @@ fn plain_command(keys: &CheckKeys) -> Cmd {
 
 /// The [`CHECK`] script for the token of `keys`.
 fn check_script(keys: &CheckKeys, args: &CheckArgs) -> Invocation<'static> {
-    let (base, sid) = (keys.base(), keys.session_id());
-    let mut inv = CHECK_SCRIPT.prepare_invoke(if sid.is_some() { 7 } else { 3 });
-    for kind in [
-        KeyKind::Ban,
-        KeyKind::Deny(keys.token_id()),
-        KeyKind::NotBefore,
-    ] {
-        inv.key(Key::new(base, kind));
-    }
-    if let Some(sid) = sid {
-        for kind in [
-            KeyKind::Sessions,
-            KeyKind::Session(sid),
-            KeyKind::Ended,
-            KeyKind::Fresh(sid),
-        ] {
-            inv.key(Key::new(base, kind));
-        }
-    }
+    let sid = keys.session_id();
+    let deny = KeyKind::Deny(keys.token_id());
+    let mut inv = match sid {
+        Some(sid) => CHECK_SCRIPT.invoke(
+            keys.base(),
+            &[
+                KeyKind::Ban,
+                deny,
+                KeyKind::NotBefore,
+                KeyKind::Sessions,
+                KeyKind::Session(sid),
+                KeyKind::Ended,
+                KeyKind::Fresh(sid),
+            ],
+        ),
+        None => CHECK_SCRIPT.invoke(keys.base(), &[KeyKind::Ban, deny, KeyKind::NotBefore]),
+    };
     match args.issued_at {
         Some(iat) => inv.arg(iat),
         None => inv.arg(""),

@@ -256,7 +256,7 @@ impl RedisStore {
     }
 
     /// [`startup_findings`](Self::startup_findings), each also logged with
-    /// `tracing::warn!`. [`RedisStoreBuilder::build`] runs it by default.
+    /// `tracing::warn!`. [`RedisStoreBuilder::build`](super::RedisStoreBuilder::build) runs it by default.
     pub async fn log_startup_findings(&self) -> Vec<StartupFinding> {
         let findings = self.startup_findings().await;
         for finding in &findings {

@@ -108,8 +108,8 @@ impl<'a> KeyKind<'a> {
 }
 
 /// One key of a subject: its [`subject_base`], then the kind's name and its
-/// encoded id. A command argument as it is (written straight into the
-/// command, no `String` of its own), or [`key_in`] as a `String`.
+/// encoded id: a command argument as it is, written straight into the
+/// command (no `String` of its own).
 #[derive(Clone, Copy)]
 pub(super) struct Key<'a> {
     base: &'a str,
@@ -158,15 +158,10 @@ fn write_subject_base(out: &mut String, prefix: &str, subject: &str) -> fmt::Res
     Ok(())
 }
 
-/// The key of `kind` of `subject`.
-pub(super) fn subject_key(prefix: &str, subject: &str, kind: KeyKind<'_>) -> String {
-    key_in(&subject_base(prefix, subject), kind)
-}
-
-/// A key of the subject whose [`subject_base`] is `base`: callers that need
-/// several keys of one subject encode the subject once.
-pub(super) fn key_in(base: &str, kind: KeyKind<'_>) -> String {
-    Key::new(base, kind).to_string()
+/// The key of `kind` of `subject`, whole (the tests' reference).
+#[cfg(test)]
+fn subject_key(prefix: &str, subject: &str, kind: KeyKind<'_>) -> String {
+    Key::new(&subject_base(prefix, subject), kind).to_string()
 }
 
 /// What the keys of one check are made of, taken from its request before

@@ -6,6 +6,7 @@ use std::sync::LazyLock;
 
 use redis::{Cmd, Script, ToRedisArgs};
 
+use super::keys::{Key, KeyKind};
 use super::scripts::{
     BAN, CHECK, CREATE, DENY, END_ALL, END_ONE, LIST, PRELUDE, REVOKE, ROTATE, UNBAN,
 };
@@ -52,6 +53,16 @@ impl Lua {
         let code = expand(code);
         let hash = Script::new(&code).get_hash().to_owned();
         Self { code, hash }
+    }
+
+    /// A call of this script with these keys of the subject whose keys
+    /// start with `base`; the arguments follow with [`Invocation::arg`].
+    pub(super) fn invoke(&self, base: &str, kinds: &[KeyKind<'_>]) -> Invocation<'_> {
+        let mut inv = self.prepare_invoke(kinds.len());
+        for kind in kinds {
+            inv.key(Key::new(base, *kind));
+        }
+        inv
     }
 
     /// A call of this script with `keys` keys: give them all with

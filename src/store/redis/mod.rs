@@ -46,7 +46,7 @@ use std::time::Duration;
 
 use self::builder::validate_prefix;
 use self::findings::Target;
-use self::keys::{subject_base, subject_key, KeyKind};
+use self::keys::subject_base;
 use self::pool::Backend;
 use super::near_cache::{NearCache, NearCacheStats};
 use super::StoreError;
@@ -269,11 +269,6 @@ impl RedisStore {
     /// The near-cache's counters, when it is on.
     pub fn near_cache_stats(&self) -> Option<NearCacheStats> {
         self.inner.near.as_ref().map(|c| c.stats())
-    }
-
-    /// The key of `kind` of `subject`.
-    fn key(&self, subject: &str, kind: KeyKind<'_>) -> String {
-        subject_key(&self.inner.prefix, subject, kind)
     }
 
     /// The start of every key of `subject`.

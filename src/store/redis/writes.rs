@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use redis::Value;
 
-use super::keys::{encode_key_part, key_in, millis, one_time_key, KeyKind};
+use super::keys::{encode_key_part, millis, one_time_key, KeyKind};
 use super::lua::{
     Invocation, BAN_SCRIPT, CREATE_SCRIPT, DENY_SCRIPT, END_ALL_SCRIPT, END_ONE_SCRIPT, LIST_SCRIPT,
     REVOKE_SCRIPT, ROTATE_SCRIPT, UNBAN_SCRIPT,
@@ -48,9 +48,8 @@ impl RevocationStore for RedisStore {
         ttl: Duration,
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let mut inv = DENY_SCRIPT.prepare_invoke(1);
-            inv.key(self.key(subject, KeyKind::Deny(token_id)))
-                .arg(millis(ttl));
+            let mut inv = DENY_SCRIPT.invoke(&self.base(subject), &[KeyKind::Deny(token_id)]);
+            inv.arg(millis(ttl));
             self.eval_revoking(inv, subject).await.map(drop)
         })
     }
@@ -64,10 +63,8 @@ impl RevocationStore for RedisStore {
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let base = self.base(subject);
-            let mut inv = REVOKE_SCRIPT.prepare_invoke(2);
-            inv.key(key_in(&base, KeyKind::NotBefore))
-                .key(key_in(&base, KeyKind::Sessions))
-                .arg(&base)
+            let mut inv = REVOKE_SCRIPT.invoke(&base, &[KeyKind::NotBefore, KeyKind::Sessions]);
+            inv.arg(&base)
                 .arg(not_before)
                 .arg(keep_for.map(|d| millis(d).to_string()).unwrap_or_default())
                 .arg(millis(markers));
@@ -83,10 +80,8 @@ impl RevocationStore for RedisStore {
     ) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let base = self.base(subject);
-            let mut inv = BAN_SCRIPT.prepare_invoke(2);
-            inv.key(key_in(&base, KeyKind::Ban))
-                .key(key_in(&base, KeyKind::Sessions))
-                .arg(&base)
+            let mut inv = BAN_SCRIPT.invoke(&base, &[KeyKind::Ban, KeyKind::Sessions]);
+            inv.arg(&base)
                 .arg(duration.map(|d| millis(d).to_string()).unwrap_or_default())
                 .arg(millis(markers));
             self.eval_revoking(inv, subject).await.map(drop)
@@ -95,9 +90,8 @@ impl RevocationStore for RedisStore {
 
     fn unban<'a>(&'a self, subject: &'a str) -> StoreFuture<'a, bool> {
         Box::pin(async move {
-            let mut inv = UNBAN_SCRIPT.prepare_invoke(1);
-            inv.key(self.key(subject, KeyKind::Ban))
-                .arg(&self.inner.channel)
+            let mut inv = UNBAN_SCRIPT.invoke(&self.base(subject), &[KeyKind::Ban]);
+            inv.arg(&self.inner.channel)
                 .arg(subject);
             Ok(parse_count("unban", self.eval(inv).await?)? > 0)
         })
@@ -113,13 +107,18 @@ impl SessionStore for RedisStore {
         Box::pin(async move {
             let subject = &new.subject;
             let base = self.base(subject);
-            let mut inv = CREATE_SCRIPT.prepare_invoke(5);
-            inv.key(key_in(&base, KeyKind::Ban))
-                .key(key_in(&base, KeyKind::Sessions))
-                .key(key_in(&base, KeyKind::Session(&new.session_id)))
-                .key(key_in(&base, KeyKind::Ended))
-                .key(key_in(&base, KeyKind::Fresh(&new.session_id)))
-                .arg(&base)
+            let sid = &new.session_id;
+            let mut inv = CREATE_SCRIPT.invoke(
+                &base,
+                &[
+                    KeyKind::Ban,
+                    KeyKind::Sessions,
+                    KeyKind::Session(sid),
+                    KeyKind::Ended,
+                    KeyKind::Fresh(sid),
+                ],
+            );
+            inv.arg(&base)
                 .arg(encode_key_part(&new.session_id))
                 .arg(&new.device)
                 .arg(&new.refresh_hash)
@@ -146,9 +145,8 @@ impl SessionStore for RedisStore {
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let base = self.base(subject);
-            let mut inv = END_ONE_SCRIPT.prepare_invoke(1);
-            inv.key(key_in(&base, KeyKind::Sessions))
-                .arg(&base)
+            let mut inv = END_ONE_SCRIPT.invoke(&base, &[KeyKind::Sessions]);
+            inv.arg(&base)
                 .arg(encode_key_part(session_id))
                 .arg(reason.code())
                 .arg(millis(markers));
@@ -165,9 +163,8 @@ impl SessionStore for RedisStore {
     ) -> StoreFuture<'a, usize> {
         Box::pin(async move {
             let base = self.base(subject);
-            let mut inv = END_ALL_SCRIPT.prepare_invoke(1);
-            inv.key(key_in(&base, KeyKind::Sessions))
-                .arg(&base)
+            let mut inv = END_ALL_SCRIPT.invoke(&base, &[KeyKind::Sessions]);
+            inv.arg(&base)
                 .arg(reason.code())
                 .arg(millis(markers));
             let result = self.eval_revoking(inv, subject).await;
@@ -179,8 +176,8 @@ impl SessionStore for RedisStore {
     fn list_sessions<'a>(&'a self, subject: &'a str) -> StoreFuture<'a, Vec<SessionInfo>> {
         Box::pin(async move {
             let base = self.base(subject);
-            let mut inv = LIST_SCRIPT.prepare_invoke(1);
-            inv.key(key_in(&base, KeyKind::Sessions)).arg(&base);
+            let mut inv = LIST_SCRIPT.invoke(&base, &[KeyKind::Sessions]);
+            inv.arg(&base);
             parse_list(self.eval(inv).await?)
         })
     }
@@ -190,12 +187,16 @@ impl SessionStore for RedisStore {
             let subject = &rotation.subject;
             let sid = &rotation.session_id;
             let base = self.base(subject);
-            let mut inv = ROTATE_SCRIPT.prepare_invoke(4);
-            inv.key(key_in(&base, KeyKind::Sessions))
-                .key(key_in(&base, KeyKind::Session(sid)))
-                .key(key_in(&base, KeyKind::Ended))
-                .key(key_in(&base, KeyKind::Fresh(sid)))
-                .arg(&base)
+            let mut inv = ROTATE_SCRIPT.invoke(
+                &base,
+                &[
+                    KeyKind::Sessions,
+                    KeyKind::Session(sid),
+                    KeyKind::Ended,
+                    KeyKind::Fresh(sid),
+                ],
+            );
+            inv.arg(&base)
                 .arg(encode_key_part(sid))
                 .arg(rotation.generation)
                 .arg(&rotation.presented_hash)
