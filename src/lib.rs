@@ -105,7 +105,7 @@ pub use session::{IssuedToken, Login, Refreshed, SessionError, Sessions};
 pub use source::{TokenSource, DEFAULT_MAX_TOKEN_LEN};
 pub use store::{
     LimitPolicy, MemoryStore, RevocationReason, RevocationStore, SessionEnd, SessionInfo,
-    StoreError,
+    SessionStore, StoreError,
 };
 #[cfg(feature = "redis")]
 pub use store::{RedisStore, RedisStoreBuilder};

@@ -20,10 +20,10 @@ use serde::Serialize;
 use crate::claims::Authenticated;
 use crate::layer::{JwtAuth, SignError};
 use crate::store::{
-    unix_millis, CreateOutcome, NewSession, RevocationStore, RotateOutcome, Rotation, SessionEnd,
-    SessionInfo, StoreError,
+    CreateOutcome, NewSession, RevocationStore, RotateOutcome, Rotation, SessionEnd, SessionInfo,
+    SessionStore, StoreError,
 };
-use crate::util::{random_token, sha256_hex};
+use crate::util::{random_token, sha256_hex, unix_millis};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -52,7 +52,8 @@ pub enum SessionError {
     /// The one-time token is unknown, expired, or already used.
     #[error("invalid or used one-time token")]
     InvalidOneTimeToken,
-    /// This `JwtAuth` cannot issue tokens (no signing key) or has no store.
+    /// This `JwtAuth` cannot issue tokens (no signing key), has no store,
+    /// or its store keeps no sessions ([`RevocationStore::sessions`]).
     #[error("not configured: {0}")]
     NotConfigured(&'static str),
     /// The claims could not be serialized, or signing failed.
@@ -227,11 +228,18 @@ fn make_refresh(subject: &str, sid: &str, generation: u64, secret: &str) -> Stri
 }
 
 impl<C> Sessions<C> {
-    fn store(&self) -> Result<&std::sync::Arc<dyn RevocationStore>, SessionError> {
-        self.auth
-            .config()
-            .store()
-            .ok_or(SessionError::NotConfigured("no revocation store"))
+    fn store(&self) -> Result<&dyn RevocationStore, SessionError> {
+        match self.auth.config().store() {
+            Some(store) => Ok(store.as_ref()),
+            None => Err(SessionError::NotConfigured("no revocation store")),
+        }
+    }
+
+    /// The store's sessions: logins, refresh tokens, one-time tokens.
+    fn session_store(&self) -> Result<&dyn SessionStore, SessionError> {
+        self.store()?
+            .sessions()
+            .ok_or(SessionError::NotConfigured("the store has no sessions"))
     }
 
     fn markers(&self) -> Duration {
@@ -304,7 +312,7 @@ impl<C> Sessions<C> {
         device: &str,
         claims: &impl Serialize,
     ) -> Result<Login, SessionError> {
-        let store = self.store()?;
+        let store = self.session_store()?;
         if !self.auth.config().can_sign() {
             return Err(SessionError::NotConfigured("no signing key"));
         }
@@ -352,7 +360,7 @@ impl<C> Sessions<C> {
     /// [`SessionError::SessionEnded`] for a session that is over;
     /// [`SessionError::InvalidRefreshToken`] for anything else.
     pub async fn refresh(&self, refresh_token: &str) -> Result<Refreshed, SessionError> {
-        let store = self.store()?;
+        let store = self.session_store()?;
         let (subject, session_id, generation, secret) =
             parse_refresh(refresh_token).ok_or(SessionError::InvalidRefreshToken)?;
         let new_secret = random_token(32);
@@ -411,12 +419,12 @@ impl<C> Sessions<C> {
     /// When the store fails.
     pub async fn logout(&self, auth: &Authenticated<C>) -> Result<(), SessionError> {
         let store = self.store()?;
-        match auth.session_id() {
+        match (auth.session_id(), store.sessions()) {
             // The ended session refuses every token of it, for good (a
             // session the store does not know is refused too): no deny
             // entry per logout, so a login/logout loop adds no keys.
-            Some(sid) if !auth.is_remote() => {
-                store
+            (Some(sid), Some(sessions)) if !auth.is_remote() => {
+                sessions
                     .end_session(
                         auth.store_subject(),
                         sid,
@@ -425,6 +433,8 @@ impl<C> Sessions<C> {
                     )
                     .await?;
             }
+            // A remote issuer's session is not ours, and a store without
+            // sessions does not look `sid` up: deny the token itself.
             _ => {
                 self.auth
                     .revoke_token_id(auth.store_subject(), auth.token_id(), auth.registered.exp)
@@ -452,7 +462,7 @@ impl<C> Sessions<C> {
     /// When the store fails.
     pub async fn kick(&self, subject: &str, session_id: &str) -> Result<bool, SessionError> {
         Ok(self
-            .store()?
+            .session_store()?
             .end_session(subject, session_id, SessionEnd::Kicked, self.markers())
             .await?)
     }
@@ -464,7 +474,7 @@ impl<C> Sessions<C> {
     /// When the store fails.
     pub async fn kick_all(&self, subject: &str) -> Result<usize, SessionError> {
         Ok(self
-            .store()?
+            .session_store()?
             .end_all_sessions(subject, SessionEnd::Kicked, self.markers())
             .await?)
     }
@@ -475,7 +485,7 @@ impl<C> Sessions<C> {
     ///
     /// When the store fails.
     pub async fn list(&self, subject: &str) -> Result<Vec<SessionInfo>, SessionError> {
-        Ok(self.store()?.list_sessions(subject).await?)
+        Ok(self.session_store()?.list_sessions(subject).await?)
     }
 
     /// Ban `subject` for `duration` (`None`: until lifted): every token is
@@ -510,7 +520,7 @@ impl<C> Sessions<C> {
         ttl: Duration,
     ) -> Result<String, SessionError> {
         let token = random_token(32);
-        self.store()?
+        self.session_store()?
             .put_one_time(purpose, &sha256_hex(token.as_bytes()), subject, ttl)
             .await?;
         Ok(token)
@@ -530,7 +540,7 @@ impl<C> Sessions<C> {
         if token.len() > 256 {
             return Err(SessionError::InvalidOneTimeToken);
         }
-        self.store()?
+        self.session_store()?
             .take_one_time(purpose, &sha256_hex(token.as_bytes()))
             .await?
             .ok_or(SessionError::InvalidOneTimeToken)

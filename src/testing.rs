@@ -99,7 +99,7 @@ impl<C: serde::de::DeserializeOwned> JwtAuth<C> {
             _ => panic!("claims must be a JSON object"),
         };
         let config = self.config();
-        let past = (crate::store::unix_millis() / 1000)
+        let past = (crate::util::unix_millis() / 1000)
             .saturating_sub(3600)
             .saturating_sub(config.leeway().as_secs());
         config

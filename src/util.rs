@@ -29,6 +29,14 @@ pub(crate) const fn is_alnum(b: u8) -> bool {
     ((b | 0x20).wrapping_sub(b'a') < 26) | (b.wrapping_sub(b'0') < 10)
 }
 
+/// The crate's one clock: the current unix time in milliseconds (0 before
+/// 1970). Seconds, for `iat`, `exp` and not-before marks, are this over 1000.
+pub(crate) fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// `n` random bytes as unpadded base64url.
 pub(crate) fn random_token(n: usize) -> String {
     use base64::Engine;

@@ -177,13 +177,6 @@ fn is_b64url(b: u8) -> bool {
     crate::util::is_alnum(b) | (b == b'-') | (b == b'_')
 }
 
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// Whether a header `typ` matches the wanted one (RFC 8725 §3.11):
 /// case-insensitive, with or without the `application/` prefix.
 fn typ_matches(got: &str, want: &str) -> bool {
@@ -351,7 +344,7 @@ pub(crate) fn verify<C: DeserializeOwned>(
         .map_err(|_| malformed("token payload is not base64url"))?;
     let registered: RawRegistered<'_> = serde_json::from_slice(&payload)
         .map_err(|_| malformed("token payload is not a JSON object of valid claims"))?;
-    check_claims(&registered, rules, now_secs())?;
+    check_claims(&registered, rules, crate::util::unix_millis() / 1000)?;
     let claims: C = serde_json::from_slice(&payload).map_err(|e| {
         tracing::debug!(error = %e, "token claims do not match the claims type");
         AuthError::new(ErrorKind::InvalidClaims, "token claims invalid")
@@ -477,7 +470,7 @@ mod tests {
             let key = jsonwebtoken::EncodingKey::from_secret(secret).unwrap();
             jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
         };
-        let exp = now_secs() + 600;
+        let exp = crate::util::unix_millis() / 1000 + 600;
         let with_jti = sign(serde_json::json!({ "sub": "a", "exp": exp, "jti": "j-1" }));
         let rules = Rules::default();
         let auth = verify::<serde_json::Value>(&with_jti, &keys, &rules, true).unwrap();

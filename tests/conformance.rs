@@ -9,12 +9,13 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Request, Response, StatusCode};
+use common::layer::call;
+use http::StatusCode;
 use serde_json::json;
-use tower::ServiceExt;
-use tower_jwt_auth::store::CheckRequest;
+use tower_jwt_auth::store::{CheckRequest, Verdict};
 use tower_jwt_auth::{
-    AuthError, Authenticated, JwtAuth, Keys, LimitPolicy, RevocationStore, SessionError, Sessions,
+    JwtAuth, Keys, LimitPolicy, RevocationReason, RevocationStore, SessionEnd, SessionError,
+    Sessions,
 };
 
 const SECRET: &[u8] = b"conformance-secret-0123456789-abcdef";
@@ -34,32 +35,6 @@ fn auth(store: &Arc<dyn RevocationStore>) -> JwtAuth<C> {
         .store_deadline(Duration::from_secs(2))
 }
 
-/// Send one request through the layer; the status and the revocation reason.
-async fn call(auth: &JwtAuth<C>, token: &str) -> (StatusCode, Option<String>) {
-    let svc = tower::ServiceBuilder::new()
-        .layer(auth.clone())
-        .service(tower::service_fn(|req: Request<String>| async move {
-            let ok = req.extensions().get::<Authenticated<C>>().is_some();
-            assert!(ok, "inner service reached without claims");
-            Ok::<_, std::convert::Infallible>(Response::new(String::new()))
-        }));
-    let res = svc
-        .oneshot(
-            Request::get("/")
-                .header("authorization", format!("Bearer {token}"))
-                .body(String::new())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let reason = res
-        .extensions()
-        .get::<AuthError>()
-        .and_then(|e| e.reason())
-        .map(str::to_owned);
-    (res.status(), reason)
-}
-
 async fn assert_ok(auth: &JwtAuth<C>, token: &str) {
     assert_eq!(call(auth, token).await, (StatusCode::OK, None));
 }
@@ -67,7 +42,7 @@ async fn assert_ok(auth: &JwtAuth<C>, token: &str) {
 async fn assert_revoked(auth: &JwtAuth<C>, token: &str, reason: &str) {
     assert_eq!(
         call(auth, token).await,
-        (StatusCode::UNAUTHORIZED, Some(reason.to_owned()))
+        (StatusCode::UNAUTHORIZED, Some(reason))
     );
 }
 
@@ -180,7 +155,7 @@ async fn revoked_token_stays_revoked_through_the_leeway(store: Arc<dyn Revocatio
     tokio::time::sleep(Duration::from_millis(1600)).await;
     let (status, reason) = call(&auth, &token).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(reason.as_deref(), Some("token_revoked"));
+    assert_eq!(reason, Some("token_revoked"));
 }
 
 async fn logout_everywhere_revokes_tokens_issued_up_to_now(store: Arc<dyn RevocationStore>) {
@@ -207,8 +182,10 @@ async fn ban_rejects_tokens_and_unban_restores_them(store: Arc<dyn RevocationSto
     let auth = auth(&store);
     let s = auth.sessions();
     let token = s.issue("mallory", &claims()).unwrap().token;
+    let other = s.issue("bob", &claims()).unwrap().token;
     s.ban("mallory", None).await.unwrap();
     assert_revoked(&auth, &token, "banned").await;
+    assert_ok(&auth, &other).await;
     assert!(s.unban("mallory").await.unwrap());
     assert!(!s.unban("mallory").await.unwrap());
     assert_ok(&auth, &token).await;
@@ -218,16 +195,30 @@ async fn timed_ban_ends_by_itself(store: Arc<dyn RevocationStore>) {
     let auth = auth(&store);
     let s = auth.sessions();
     let token = s.issue("mallory", &claims()).unwrap().token;
+    let before_ms = unix_now_millis();
     s.ban("mallory", Some(Duration::from_millis(800)))
         .await
         .unwrap();
     assert_revoked(&auth, &token, "banned").await;
+    let verdict = store.check(&check_request("mallory", "t")).await.unwrap();
+    let Verdict::Revoked(RevocationReason::Banned { until: Some(until) }) = verdict else {
+        panic!("not banned with an end: {verdict:?}");
+    };
+    let expected = (before_ms + 800) / 1000;
+    assert!(
+        until.abs_diff(expected) <= 1,
+        "until {until}, expected about {expected}"
+    );
     assert!(matches!(
         s.login("mallory", "web", &claims()).await,
         Err(SessionError::Banned { until: Some(_) })
     ));
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_ok(&auth, &token).await;
+    assert!(
+        !s.unban("mallory").await.unwrap(),
+        "a lapsed ban is not in force"
+    );
     s.login("mallory", "web", &claims()).await.unwrap();
 }
 
@@ -236,6 +227,7 @@ async fn ban_ends_sessions_and_blocks_login(store: Arc<dyn RevocationStore>) {
     let s = auth.sessions();
     let login = s.login("eve", "web", &claims()).await.unwrap();
     s.ban("eve", None).await.unwrap();
+    assert_revoked(&auth, &login.access_token, "banned").await;
     assert!(matches!(
         s.login("eve", "web", &claims()).await,
         Err(SessionError::Banned { until: None })
@@ -311,6 +303,7 @@ async fn device_limit_evicts_the_oldest_session(store: Arc<dyn RevocationStore>)
     let b = s.login("alice", "mobile", &claims()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
     let c = s.login("alice", "tablet", &claims()).await.unwrap();
+    assert!(a.replaced.is_empty() && b.replaced.is_empty());
     assert_eq!(c.replaced, vec![a.session_id.clone()]);
     assert_revoked(&auth, &a.access_token, "replaced").await;
     assert_ok(&auth, &b.access_token).await;
@@ -354,9 +347,14 @@ async fn device_limit_can_reject_new_logins(store: Arc<dyn RevocationStore>) {
     ));
     assert_ok(&auth, &a.access_token).await;
     assert_eq!(s.list("alice").await.unwrap().len(), 1);
+    assert_eq!(
+        live_session_ids(&s, "alice").await,
+        vec![a.session_id.clone()]
+    );
     // Once the session ends, there is room again.
     s.kick("alice", &a.session_id).await.unwrap();
-    s.login("alice", "mobile", &claims()).await.unwrap();
+    let b = s.login("alice", "mobile", &claims()).await.unwrap();
+    assert!(b.replaced.is_empty());
 }
 
 async fn a_second_login_on_the_same_device_replaces_the_first(store: Arc<dyn RevocationStore>) {
@@ -369,32 +367,51 @@ async fn a_second_login_on_the_same_device_replaces_the_first(store: Arc<dyn Rev
     assert_revoked(&auth, &mobile1.access_token, "replaced").await;
     assert_ok(&auth, &web.access_token).await;
     assert_ok(&auth, &mobile2.access_token).await;
+    let mut live = live_session_ids(&s, "alice").await;
+    live.sort();
+    let mut expected = vec![web.session_id, mobile2.session_id];
+    expected.sort();
+    assert_eq!(live, expected);
 }
 
 async fn fifty_concurrent_logins_never_exceed_the_limit(store: Arc<dyn RevocationStore>) {
-    let auth = auth(&store).max_sessions(3);
-    let mut tasks = Vec::new();
-    for i in 0..50 {
-        let s = auth.sessions();
-        tasks.push(tokio::spawn(async move {
-            s.login("alice", &format!("device{i}"), &claims())
-                .await
-                .unwrap()
-        }));
-    }
-    let mut logins = Vec::new();
-    for t in tasks {
-        logins.push(t.await.unwrap());
-    }
-    let live = auth.sessions().list("alice").await.unwrap();
-    assert_eq!(live.len(), 3, "{live:?}");
-    let mut accepted = 0;
-    for login in &logins {
-        if call(&auth, &login.access_token).await.0 == StatusCode::OK {
-            accepted += 1;
+    for policy in [LimitPolicy::EvictOldest, LimitPolicy::RejectNew] {
+        let auth = auth(&store).max_sessions(3).session_limit_policy(policy);
+        let subject = format!("{policy:?}");
+        let mut tasks = Vec::new();
+        for i in 0..50 {
+            let s = auth.sessions();
+            let subject = subject.clone();
+            tasks.push(tokio::spawn(async move {
+                s.login(&subject, &format!("device{i}"), &claims()).await
+            }));
         }
+        let mut logins = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(login) => logins.push(login),
+                Err(SessionError::LimitReached) if policy == LimitPolicy::RejectNew => {}
+                Err(err) => panic!("{policy:?}: {err:?}"),
+            }
+        }
+        let live = auth.sessions().list(&subject).await.unwrap();
+        assert_eq!(live.len(), 3, "{policy:?}: {live:?}");
+        match policy {
+            LimitPolicy::RejectNew => assert_eq!(logins.len(), 3),
+            _ => {
+                assert_eq!(logins.len(), 50);
+                let evicted: usize = logins.iter().map(|l| l.replaced.len()).sum();
+                assert_eq!(evicted, 47);
+            }
+        }
+        let mut accepted = 0;
+        for login in &logins {
+            if call(&auth, &login.access_token).await.0 == StatusCode::OK {
+                accepted += 1;
+            }
+        }
+        assert_eq!(accepted, 3, "{policy:?}");
     }
-    assert_eq!(accepted, 3);
 }
 
 async fn idle_sessions_end_and_activity_keeps_them_alive(store: Arc<dyn RevocationStore>) {
@@ -431,10 +448,7 @@ async fn absolute_lifetime_caps_a_busy_session(store: Arc<dyn RevocationStore>) 
     let (status, reason) = call(&auth, &login.access_token).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(
-        matches!(
-            reason.as_deref(),
-            Some("session_expired") | Some("idle_timeout")
-        ),
+        matches!(reason, Some("session_expired") | Some("idle_timeout")),
         "{reason:?}"
     );
 }
@@ -451,10 +465,19 @@ async fn kick_ends_one_session_and_kick_all_ends_every_one(store: Arc<dyn Revoca
     assert_revoked(&auth, &a.access_token, "kicked").await;
     assert_ok(&auth, &b.access_token).await;
     assert_eq!(s.kick_all("alice").await.unwrap(), 2);
+    assert_eq!(s.kick_all("alice").await.unwrap(), 0);
     assert_revoked(&auth, &b.access_token, "kicked").await;
     assert_revoked(&auth, &c.access_token, "kicked").await;
     assert_ok(&auth, &bob.access_token).await;
     assert!(s.list("alice").await.unwrap().is_empty());
+    // Ending them all again, for another reason, ends none and leaves the
+    // markers as they were.
+    let sessions = store.sessions().expect("the store keeps sessions");
+    let markers = Duration::from_secs(60);
+    let ended = sessions.end_all_sessions("alice", SessionEnd::LoggedOutEverywhere, markers);
+    assert_eq!(ended.await.unwrap(), 0);
+    assert_revoked(&auth, &a.access_token, "kicked").await;
+    assert_revoked(&auth, &b.access_token, "kicked").await;
 }
 
 async fn logout_ends_the_callers_session(store: Arc<dyn RevocationStore>) {
@@ -527,7 +550,7 @@ async fn refresh_rotates_and_reuse_ends_the_session(store: Arc<dyn RevocationSto
 async fn two_concurrent_refreshes_of_one_token_have_one_winner(store: Arc<dyn RevocationStore>) {
     let auth = auth(&store);
     let s = auth.sessions();
-    for round in 0..5 {
+    for round in 0..10 {
         let login = s
             .login(&format!("racer{round}"), "web", &claims())
             .await
@@ -549,6 +572,12 @@ async fn two_concurrent_refreshes_of_one_token_have_one_winner(store: Arc<dyn Re
             usize::from(a.is_ok()) + usize::from(b.is_ok()),
             1,
             "round {round}: {a:?} {b:?}"
+        );
+        // The loser presented an already rotated token: the session ends.
+        let loser = if a.is_ok() { b } else { a };
+        assert!(
+            matches!(loser, Err(SessionError::RefreshReused)),
+            "round {round}: {loser:?}"
         );
     }
 }
@@ -579,6 +608,25 @@ async fn one_time_tokens_are_consumed_exactly_once(store: Arc<dyn RevocationStor
         }
     }
     assert_eq!(winners, vec!["alice".to_owned()]);
+    assert!(s
+        .consume_one_time_token("password-reset", &token)
+        .await
+        .is_err());
+    // Purposes do not share tokens.
+    let verify = s
+        .one_time_token("email-verify", "bob", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(s
+        .consume_one_time_token("password-reset", &verify)
+        .await
+        .is_err());
+    assert_eq!(
+        s.consume_one_time_token("email-verify", &verify)
+            .await
+            .unwrap(),
+        "bob"
+    );
     // Expired tokens are refused.
     let short = s
         .one_time_token("email-verify", "bob", Duration::from_millis(300))
@@ -739,6 +787,13 @@ async fn a_token_of_an_unknown_session_is_refused(store: Arc<dyn RevocationStore
     assert_revoked(&auth, &token, "session_ended").await;
 }
 
+fn unix_now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -795,6 +850,7 @@ async fn a_huge_ban_applies_and_ends_in_the_future(store: Arc<dyn RevocationStor
 /// as `Duration::MAX`: nothing panics, and each entry holds.
 async fn huge_durations_never_panic_a_store(store: Arc<dyn RevocationStore>) {
     let max = Duration::MAX;
+    let sessions = store.sessions().expect("the store keeps sessions");
     store.deny_token("alice", "t1", max).await.unwrap();
     assert_ne!(
         store.check(&check_request("alice", "t1")).await.unwrap(),
@@ -820,7 +876,7 @@ async fn huge_durations_never_panic_a_store(store: Arc<dyn RevocationStore>) {
         lifetime: max,
         markers: max,
     };
-    store.create_session(session.clone()).await.unwrap();
+    sessions.create_session(session.clone()).await.unwrap();
     let mut check = check_request("carol", "t");
     check.session_id = Some("s1".into());
     check.touch_interval = Duration::ZERO;
@@ -840,14 +896,14 @@ async fn huge_durations_never_panic_a_store(store: Arc<dyn RevocationStore>) {
         markers: max,
     };
     assert_eq!(
-        store.rotate_refresh(rotation.clone()).await.unwrap(),
+        sessions.rotate_refresh(rotation.clone()).await.unwrap(),
         tower_jwt_auth::store::RotateOutcome::Rotated { generation: 1 }
     );
-    let listed = store.list_sessions("carol").await.unwrap();
+    let listed = sessions.list_sessions("carol").await.unwrap();
     assert_eq!(listed.len(), 1);
     assert!(listed[0].expires_at > listed[0].created_at);
     // A second login evicts the first (limit 1), leaving a marker kept "for ever".
-    store
+    sessions
         .create_session(tower_jwt_auth::store::NewSession {
             session_id: "s2".into(),
             ..session
@@ -861,7 +917,7 @@ async fn huge_durations_never_panic_a_store(store: Arc<dyn RevocationStore>) {
         ))
     );
     for generation in [u64::MAX, u64::MAX - 1, 1 << 53, (1 << 53) + 1] {
-        let outcome = store
+        let outcome = sessions
             .rotate_refresh(tower_jwt_auth::store::Rotation {
                 session_id: "s2".into(),
                 generation,
@@ -876,15 +932,15 @@ async fn huge_durations_never_panic_a_store(store: Arc<dyn RevocationStore>) {
         );
     }
     assert_eq!(
-        store
+        sessions
             .end_all_sessions("carol", tower_jwt_auth::SessionEnd::Kicked, max)
             .await
             .unwrap(),
         1
     );
-    store.put_one_time("p", "h", "dave", max).await.unwrap();
+    sessions.put_one_time("p", "h", "dave", max).await.unwrap();
     assert_eq!(
-        store.take_one_time("p", "h").await.unwrap().as_deref(),
+        sessions.take_one_time("p", "h").await.unwrap().as_deref(),
         Some("dave")
     );
 }
@@ -910,7 +966,7 @@ async fn evicted_sessions_stay_refused_when_their_markers_are_capped(
         let (status, reason) = call(&auth, &login.access_token).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert!(
-            matches!(reason.as_deref(), Some("session_ended" | "replaced")),
+            matches!(reason, Some("session_ended" | "replaced")),
             "{reason:?}"
         );
         assert!(s.refresh(&login.refresh_token).await.is_err());

@@ -1,6 +1,7 @@
-//! `RedisStore` against a real `redis-server` (one per test): every promise of
-//! the `RevocationStore` trait, plus what only Redis has (round trips, script
-//! reloads, restarts, events).
+//! `RedisStore` against a real `redis-server` (one per test): what only
+//! Redis has (command counts, key layout and encoding, TTLs, restarts,
+//! scripts, events, pools), and the store's answers to its own calls where
+//! the conformance suite (`tests/conformance.rs`, every store) does not reach.
 
 #![cfg(feature = "redis")]
 
@@ -12,7 +13,8 @@ use common::redis_server::RedisServer;
 use redis::{PushInfo, PushKind, Value};
 use tower_jwt_auth::store::{
     CheckRequest, CreateOutcome, LimitPolicy, NewSession, RedisStore, RevocationReason,
-    RevocationStore, RotateOutcome, Rotation, SessionEnd, StartupFinding, StoreError, Verdict,
+    RevocationStore, RotateOutcome, Rotation, SessionEnd, SessionStore, StartupFinding, StoreError,
+    Verdict,
 };
 
 const MARKERS: Duration = Duration::from_secs(60);
@@ -92,12 +94,6 @@ fn revoked(reason: RevocationReason) -> Verdict {
 
 fn ended(why: SessionEnd) -> Verdict {
     Verdict::Revoked(RevocationReason::SessionEnded(why))
-}
-
-fn created(replaced: &[&str]) -> CreateOutcome {
-    CreateOutcome::Created {
-        replaced: replaced.iter().map(|s| s.to_string()).collect(),
-    }
 }
 
 async fn live_ids(store: &RedisStore, subject: &str) -> Vec<String> {
@@ -239,78 +235,6 @@ async fn a_not_before_mark_with_keep_for_lapses_by_itself() {
 }
 
 #[tokio::test]
-async fn a_ban_revokes_every_token_ends_sessions_and_refuses_logins_until_lifted() {
-    let server = RedisServer::start();
-    let store = store(&server).await;
-    store
-        .create_session(session("alice", "s1", "web"))
-        .await
-        .unwrap();
-    store.ban("alice", None, MARKERS).await.unwrap();
-
-    let banned = revoked(RevocationReason::Banned { until: None });
-    assert_eq!(store.check(&req("alice", "any")).await.unwrap(), banned);
-    assert_eq!(store.check(&sreq("alice", "s1")).await.unwrap(), banned);
-    assert_eq!(
-        store
-            .create_session(session("alice", "s2", "web"))
-            .await
-            .unwrap(),
-        CreateOutcome::Banned { until: None }
-    );
-    assert!(live_ids(&store, "alice").await.is_empty());
-    assert_eq!(
-        store.check(&req("bob", "any")).await.unwrap(),
-        Verdict::Valid
-    );
-
-    assert!(store.unban("alice").await.unwrap());
-    assert!(!store.unban("alice").await.unwrap());
-    assert_eq!(
-        store.check(&req("alice", "any")).await.unwrap(),
-        Verdict::Valid
-    );
-    assert_eq!(
-        store.check(&sreq("alice", "s1")).await.unwrap(),
-        ended(SessionEnd::Banned)
-    );
-}
-
-#[tokio::test]
-async fn a_timed_ban_reports_its_end_and_lapses_by_itself() {
-    let server = RedisServer::start();
-    let store = store(&server).await;
-    let before = now_millis();
-    store
-        .ban("alice", Some(Duration::from_millis(1500)), MARKERS)
-        .await
-        .unwrap();
-    let Verdict::Revoked(RevocationReason::Banned { until: Some(until) }) =
-        store.check(&req("alice", "t")).await.unwrap()
-    else {
-        panic!("not banned with an end");
-    };
-    let expected = (before + 1500) / 1000;
-    assert!(
-        until.abs_diff(expected) <= 1,
-        "until {until}, expected about {expected}"
-    );
-    assert!(matches!(
-        store
-            .create_session(session("alice", "s", "web"))
-            .await
-            .unwrap(),
-        CreateOutcome::Banned { until: Some(_) }
-    ));
-    tokio::time::sleep(Duration::from_millis(1700)).await;
-    assert_eq!(
-        store.check(&req("alice", "t")).await.unwrap(),
-        Verdict::Valid
-    );
-    assert!(!store.unban("alice").await.unwrap());
-}
-
-#[tokio::test]
 async fn the_ban_wins_over_the_deny_list_which_wins_over_the_not_before_mark() {
     let server = RedisServer::start();
     let store = store(&server).await;
@@ -358,137 +282,6 @@ async fn an_unknown_session_is_reported_as_ended_without_a_reason() {
         .end_session("alice", "never", SessionEnd::Kicked, MARKERS)
         .await
         .unwrap());
-}
-
-#[tokio::test]
-async fn evict_oldest_ends_the_oldest_session_when_the_limit_is_reached() {
-    let server = RedisServer::start();
-    let store = store(&server).await;
-    let limited = |sid: &str| NewSession {
-        max_sessions: 2,
-        ..session("alice", sid, "web")
-    };
-    assert_eq!(
-        store.create_session(limited("s1")).await.unwrap(),
-        created(&[])
-    );
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    assert_eq!(
-        store.create_session(limited("s2")).await.unwrap(),
-        created(&[])
-    );
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    assert_eq!(
-        store.create_session(limited("s3")).await.unwrap(),
-        created(&["s1"])
-    );
-    assert_eq!(live_ids(&store, "alice").await, ["s2", "s3"]);
-    assert_eq!(
-        store.check(&sreq("alice", "s1")).await.unwrap(),
-        ended(SessionEnd::Replaced)
-    );
-    assert_eq!(
-        store.check(&sreq("alice", "s2")).await.unwrap(),
-        Verdict::Valid
-    );
-}
-
-#[tokio::test]
-async fn reject_new_refuses_a_login_at_the_limit_and_changes_nothing() {
-    let server = RedisServer::start();
-    let store = store(&server).await;
-    let limited = |sid: &str| NewSession {
-        max_sessions: 2,
-        limit_policy: LimitPolicy::RejectNew,
-        ..session("alice", sid, "web")
-    };
-    store.create_session(limited("s1")).await.unwrap();
-    store.create_session(limited("s2")).await.unwrap();
-    assert_eq!(
-        store.create_session(limited("s3")).await.unwrap(),
-        CreateOutcome::LimitReached
-    );
-    assert_eq!(live_ids(&store, "alice").await, ["s1", "s2"]);
-    assert_eq!(
-        store.check(&sreq("alice", "s3")).await.unwrap(),
-        ended(SessionEnd::Unknown)
-    );
-    // Once one ends, there is room again.
-    store
-        .end_session("alice", "s1", SessionEnd::LoggedOut, MARKERS)
-        .await
-        .unwrap();
-    assert_eq!(
-        store.create_session(limited("s3")).await.unwrap(),
-        created(&[])
-    );
-}
-
-#[tokio::test]
-async fn a_login_from_the_same_device_replaces_the_previous_session() {
-    let server = RedisServer::start();
-    let store = store(&server).await;
-    let same = |sid: &str, device: &str| NewSession {
-        replace_same_device: true,
-        ..session("alice", sid, device)
-    };
-    store.create_session(same("w1", "web")).await.unwrap();
-    store.create_session(same("m1", "mobile")).await.unwrap();
-    assert_eq!(
-        store.create_session(same("w2", "web")).await.unwrap(),
-        created(&["w1"])
-    );
-    assert_eq!(
-        store.check(&sreq("alice", "w1")).await.unwrap(),
-        ended(SessionEnd::Replaced)
-    );
-    let mut ids = live_ids(&store, "alice").await;
-    ids.sort();
-    assert_eq!(ids, ["m1", "w2"]);
-}
-
-#[tokio::test]
-async fn fifty_concurrent_logins_never_leave_more_live_sessions_than_the_limit() {
-    let server = RedisServer::start();
-    let store = store(&server).await;
-    for policy in [LimitPolicy::EvictOldest, LimitPolicy::RejectNew] {
-        let subject = format!("{policy:?}");
-        let tasks: Vec<_> = (0..50)
-            .map(|i| {
-                let store = store.clone();
-                let new = NewSession {
-                    max_sessions: 3,
-                    limit_policy: policy,
-                    ..session(&subject, &format!("s{i}"), "web")
-                };
-                tokio::spawn(async move { store.create_session(new).await.unwrap() })
-            })
-            .collect();
-        let mut outcomes = Vec::new();
-        for task in tasks {
-            outcomes.push(task.await.unwrap());
-        }
-        let live = live_ids(&store, &subject).await;
-        assert_eq!(live.len(), 3, "{policy:?}: {live:?}");
-        let created_count = outcomes
-            .iter()
-            .filter(|o| matches!(o, CreateOutcome::Created { .. }))
-            .count();
-        match policy {
-            LimitPolicy::RejectNew => assert_eq!(created_count, 3),
-            _ => {
-                assert_eq!(created_count, 50);
-                let evicted: usize = outcomes
-                    .iter()
-                    .map(|o| match o {
-                        CreateOutcome::Created { replaced } => replaced.len(),
-                        _ => 0,
-                    })
-                    .sum();
-                assert_eq!(evicted, 47);
-            }
-        }
-    }
 }
 
 #[tokio::test]
@@ -561,59 +354,6 @@ async fn a_session_ends_at_its_absolute_lifetime_however_used() {
     assert_eq!(
         store.check(&active).await.unwrap(),
         ended(SessionEnd::Expired)
-    );
-}
-
-#[tokio::test]
-async fn kicking_one_session_leaves_the_others_and_ending_all_reports_how_many() {
-    let server = RedisServer::start();
-    let store = store(&server).await;
-    for sid in ["s1", "s2", "s3"] {
-        store
-            .create_session(session("alice", sid, "web"))
-            .await
-            .unwrap();
-    }
-    assert!(store
-        .end_session("alice", "s2", SessionEnd::Kicked, MARKERS)
-        .await
-        .unwrap());
-    assert!(!store
-        .end_session("alice", "s2", SessionEnd::Kicked, MARKERS)
-        .await
-        .unwrap());
-    assert_eq!(
-        store.check(&sreq("alice", "s2")).await.unwrap(),
-        ended(SessionEnd::Kicked)
-    );
-    assert_eq!(
-        store.check(&sreq("alice", "s1")).await.unwrap(),
-        Verdict::Valid
-    );
-
-    assert_eq!(
-        store
-            .end_all_sessions("alice", SessionEnd::LoggedOutEverywhere, MARKERS)
-            .await
-            .unwrap(),
-        2
-    );
-    assert_eq!(
-        store
-            .end_all_sessions("alice", SessionEnd::LoggedOutEverywhere, MARKERS)
-            .await
-            .unwrap(),
-        0
-    );
-    for sid in ["s1", "s3"] {
-        assert_eq!(
-            store.check(&sreq("alice", sid)).await.unwrap(),
-            ended(SessionEnd::LoggedOutEverywhere)
-        );
-    }
-    assert_eq!(
-        store.check(&sreq("alice", "s2")).await.unwrap(),
-        ended(SessionEnd::Kicked)
     );
 }
 
@@ -779,83 +519,6 @@ async fn a_wrong_refresh_hash_or_a_future_generation_is_invalid_and_changes_noth
             .unwrap(),
         RotateOutcome::Rotated { generation: 1 }
     );
-}
-
-#[tokio::test]
-async fn of_two_concurrent_rotations_of_one_token_exactly_one_wins() {
-    let server = RedisServer::start();
-    let store = store(&server).await;
-    for round in 0..10 {
-        let sid = format!("s{round}");
-        store
-            .create_session(session("alice", &sid, "web"))
-            .await
-            .unwrap();
-        let presented = format!("rt-{sid}-0");
-        let a = store.rotate_refresh(rotation("alice", &sid, 0, &presented, "a"));
-        let b = store.rotate_refresh(rotation("alice", &sid, 0, &presented, "b"));
-        let (a, b) = tokio::join!(a, b);
-        let outcomes = [a.unwrap(), b.unwrap()];
-        let wins = outcomes
-            .iter()
-            .filter(|o| matches!(o, RotateOutcome::Rotated { generation: 1 }))
-            .count();
-        assert_eq!(wins, 1, "{outcomes:?}");
-        // The loser presented an already rotated token: the session ends.
-        assert!(outcomes.contains(&RotateOutcome::Reused), "{outcomes:?}");
-    }
-}
-
-// --- one-time tokens -------------------------------------------------------------
-
-#[tokio::test]
-async fn a_one_time_token_is_taken_once_by_twenty_concurrent_takers() {
-    let server = RedisServer::start();
-    let store = store(&server).await;
-    store
-        .put_one_time("reset", "hash-1", "alice", Duration::from_secs(30))
-        .await
-        .unwrap();
-    let tasks: Vec<_> = (0..20)
-        .map(|_| {
-            let store = store.clone();
-            tokio::spawn(async move { store.take_one_time("reset", "hash-1").await.unwrap() })
-        })
-        .collect();
-    let mut taken = Vec::new();
-    for task in tasks {
-        if let Some(subject) = task.await.unwrap() {
-            taken.push(subject);
-        }
-    }
-    assert_eq!(taken, ["alice"]);
-    assert_eq!(store.take_one_time("reset", "hash-1").await.unwrap(), None);
-    // Purposes do not share tokens.
-    store
-        .put_one_time("verify", "hash-2", "bob", Duration::from_secs(30))
-        .await
-        .unwrap();
-    assert_eq!(store.take_one_time("reset", "hash-2").await.unwrap(), None);
-    assert_eq!(
-        store
-            .take_one_time("verify", "hash-2")
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("bob")
-    );
-}
-
-#[tokio::test]
-async fn a_one_time_token_expires_unused() {
-    let server = RedisServer::start();
-    let store = store(&server).await;
-    store
-        .put_one_time("reset", "h", "alice", Duration::from_millis(200))
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(store.take_one_time("reset", "h").await.unwrap(), None);
 }
 
 // --- encoding ----------------------------------------------------------------------
@@ -1358,7 +1021,8 @@ fn connections_received(server: &RedisServer) -> u64 {
 async fn a_check_keeps_to_its_deadline_and_keeps_its_connection() {
     let server = RedisServer::start();
     let store = store(&server).await;
-    assert!(store.bounds_check_time());
+    // That the layer leaves the bound to `RedisStore` is held by the unit
+    // test `store::hints::tests::the_crates_stores_bound_their_own_checks`.
     let deadline = Duration::from_millis(100);
     let check = CheckRequest {
         deadline,

@@ -23,7 +23,7 @@ use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tower::{service_fn, Layer, ServiceExt};
-use tower_jwt_auth::store::{CreateOutcome, NewSession, RotateOutcome, Rotation};
+use tower_jwt_auth::store::{CreateOutcome, NewSession, RotateOutcome, Rotation, SessionStore};
 use tower_jwt_auth::{
     Algorithm, AuthError, Authenticated, ConfigError, ErrorKind, JwtAuth, Keys, LimitPolicy,
     MemoryStore, RevocationStore, SessionError,

@@ -49,9 +49,6 @@ pub enum ConfigError {
     /// A `kid` longer than the lookup limit.
     #[error("key id longer than {MAX_KID_LEN} bytes")]
     KidTooLong,
-    /// A Redis key prefix that would break the key layout.
-    #[error("invalid store key prefix {0:?}: it must not contain '{{' or '}}'")]
-    InvalidPrefix(String),
 }
 
 mod jwk;

@@ -11,6 +11,7 @@ use http::Response;
 use crate::error::AuthError;
 use crate::keys::Keys;
 use crate::source::TokenSource;
+use crate::store::hints::{hints_of, CheckHints};
 use crate::store::{LimitPolicy, RevocationStore};
 use crate::verify::{RegisteredClaim, Rules};
 
@@ -79,6 +80,9 @@ pub(crate) struct Config {
     pub(super) realm: String,
     pub(super) optional: bool,
     pub(super) store: Option<Arc<dyn RevocationStore>>,
+    /// The store's speed hints, found once when it is set
+    /// ([`set_store`](Self::set_store)): `None` for a store of the user's.
+    pub(super) hints: Option<Arc<dyn CheckHints>>,
     pub(super) deadline: Duration,
     pub(super) failure_mode: FailureMode,
     pub(super) breaker: Arc<Breaker>,
@@ -101,6 +105,7 @@ impl Config {
             realm: "api".to_owned(),
             optional: false,
             store: None,
+            hints: None,
             deadline: Duration::from_millis(100),
             failure_mode: FailureMode::Closed,
             breaker: Arc::new(Breaker::new(5, Duration::from_secs(1))),
@@ -195,6 +200,12 @@ impl Config {
     /// Whether tokens can be signed.
     pub(crate) fn can_sign(&self) -> bool {
         self.keys.can_sign()
+    }
+
+    /// Check tokens against `store`, and find its speed hints.
+    pub(super) fn set_store(&mut self, store: Arc<dyn RevocationStore>) {
+        self.hints = hints_of(store.as_ref());
+        self.store = Some(store);
     }
 
     /// The store, if one is configured.

@@ -41,7 +41,7 @@ pin_project! {
 
 pin_project! {
     /// A store check: under a timer of the layer's, unless the store keeps
-    /// to the deadline itself ([`RevocationStore::bounds_check_time`](crate::RevocationStore::bounds_check_time)).
+    /// to the deadline itself (`CheckHints::bounds_check_time`).
     #[project = CheckProj]
     pub(super) enum Check {
         Bounded {

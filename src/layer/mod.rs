@@ -204,7 +204,7 @@ impl<C> JwtAuth<C> {
     /// Like [`store`](Self::store), for a store already behind an `Arc`.
     #[must_use]
     pub fn store_arc(self, store: Arc<dyn RevocationStore>) -> Self {
-        self.configure(|i| i.store = Some(store))
+        self.configure(|i| i.set_store(store))
     }
 
     /// How long a store check may take before the failure mode applies (default 100 ms).

@@ -31,7 +31,7 @@ impl<C> JwtAuth<C> {
         exp: Option<u64>,
     ) -> Result<(), StoreError> {
         let store = self.require_store()?;
-        let Some(ttl) = self.config.deny_ttl(exp, crate::store::unix_millis()) else {
+        let Some(ttl) = self.config.deny_ttl(exp, crate::util::unix_millis()) else {
             // Past exp + leeway the token is refused anyway: nothing to write.
             return Ok(());
         };
@@ -46,7 +46,7 @@ impl<C> JwtAuth<C> {
     /// When the store fails or none is set.
     pub async fn revoke_subject(&self, subject: &str) -> Result<(), StoreError> {
         let store = self.require_store()?;
-        let now = crate::store::unix_millis() / 1000;
+        let now = crate::util::unix_millis() / 1000;
         store
             .revoke_subject(
                 subject,

@@ -246,7 +246,8 @@ pub(super) fn decide<C>(config: &Config, auth: &Authenticated<C>) -> Decision {
     let Some(store) = &config.store else {
         return Decision::Accept;
     };
-    if store.check_cached(auth.store_subject(), auth.token_id()) {
+    let hints = config.hints.as_deref();
+    if hints.is_some_and(|h| h.check_cached(auth.store_subject(), auth.token_id())) {
         return Decision::Accept;
     }
     if !config.breaker.allow() {
@@ -279,7 +280,7 @@ pub(super) fn decide<C>(config: &Config, auth: &Authenticated<C>) -> Decision {
         marker_ttl: config.marker_ttl(),
         deadline: config.deadline,
     });
-    Decision::Check(if store.bounds_check_time() {
+    Decision::Check(if hints.is_some_and(|h| h.bounds_check_time()) {
         Check::Bounded { check }
     } else {
         Check::Timed {

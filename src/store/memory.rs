@@ -1,22 +1,27 @@
-//! The in-process store.
+//! The in-process store: [`MemoryStore`] and its trait methods (its state
+//! and the rules that keep it: `memory_state.rs`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::memory_state::{after, kept_hash, Ban, Session, State, Subject};
 use super::{
-    capped_millis, unix_millis, CheckRequest, CreateOutcome, LimitPolicy, NewSession,
-    RevocationReason, RevocationStore, RotateOutcome, Rotation, SessionEnd, SessionInfo,
-    StoreFuture, Verdict, ENDED_MARKERS_PER_SUBJECT, KEPT_HASH_HEX, MAX_KEEP, REFRESH_REUSE_WINDOW,
+    capped_millis, CheckRequest, CreateOutcome, LimitPolicy, NewSession, RevocationReason,
+    RevocationStore, RotateOutcome, Rotation, SessionEnd, SessionInfo, SessionStore, StoreFuture,
+    Verdict, REFRESH_REUSE_WINDOW,
 };
+#[cfg(doc)]
+use super::{ENDED_MARKERS_PER_SUBJECT, MAX_KEEP};
+use crate::util::{constant_time_eq, unix_millis};
 
 /// How many writes between two sweeps of expired entries.
 const SWEEP_EVERY: u32 = 1024;
 
-/// An in-process [`RevocationStore`]: one process, no setup.
+/// An in-process [`RevocationStore`] and [`SessionStore`]: one process, no setup.
 ///
 /// Entries expire by themselves: deny entries when the token could no longer be
 /// accepted anyway, sessions after their idle timeout or lifetime, bans when
@@ -49,217 +54,6 @@ impl fmt::Debug for MemoryStore {
         f.debug_struct("MemoryStore")
             .field("subjects", &subjects)
             .finish()
-    }
-}
-
-#[derive(Default)]
-struct State {
-    subjects: HashMap<String, Subject>,
-    one_time: HashMap<(String, String), (String, Instant)>,
-    writes: u32,
-}
-
-#[derive(Default)]
-struct Subject {
-    deny: HashMap<String, Instant>,
-    not_before: Option<(u64, Option<Instant>)>,
-    ban: Option<Ban>,
-    sessions: HashMap<String, Session>,
-    ended: HashMap<String, (SessionEnd, Instant)>,
-}
-
-struct Ban {
-    until: Option<(Instant, u64)>,
-}
-
-struct Session {
-    device: String,
-    created_at: u64,
-    last_seen_at: u64,
-    last_touch: Instant,
-    idle_deadline: Instant,
-    end: Instant,
-    idle_timeout: Duration,
-    generation: u64,
-    refresh_hash: String,
-    /// The kept prefixes of the hashes of the last (at most
-    /// [`REFRESH_REUSE_WINDOW`]) generations before `generation`, oldest
-    /// first: the last one is `generation - 1`'s.
-    earlier: VecDeque<[u8; KEPT_HASH_HEX]>,
-    /// How long the marker of this session is kept when it is found lapsed
-    /// by a sweep (its login's [`NewSession::markers`]).
-    markers: Duration,
-}
-
-/// `now + d`, with `d` capped at [`MAX_KEEP`] (and, should the clock not
-/// reach that far, as far as it reaches): never panics.
-fn after(now: Instant, d: Duration) -> Instant {
-    let mut d = d.min(MAX_KEEP);
-    loop {
-        if let Some(t) = now.checked_add(d) {
-            return t;
-        }
-        d /= 2;
-    }
-}
-
-/// The kept part of a refresh hash (its first [`KEPT_HASH_HEX`] bytes).
-fn kept_hash(hash: &str) -> [u8; KEPT_HASH_HEX] {
-    let mut kept = [0; KEPT_HASH_HEX];
-    let bytes = &hash.as_bytes()[..hash.len().min(KEPT_HASH_HEX)];
-    kept[..bytes.len()].copy_from_slice(bytes);
-    kept
-}
-
-impl Session {
-    fn expires_at(&self, now: Instant) -> u64 {
-        let deadline = self.idle_deadline.min(self.end);
-        unix_millis().saturating_add(capped_millis(deadline.saturating_duration_since(now)))
-    }
-
-    fn info(&self, id: &str, now: Instant) -> SessionInfo {
-        SessionInfo {
-            session_id: id.to_owned(),
-            device: self.device.clone(),
-            created_at: self.created_at,
-            last_seen_at: self.last_seen_at,
-            expires_at: self.expires_at(now),
-        }
-    }
-
-    /// Why it is over at `now`, if it is.
-    fn lapsed(&self, now: Instant) -> Option<SessionEnd> {
-        if now >= self.end {
-            Some(SessionEnd::Expired)
-        } else if now >= self.idle_deadline {
-            Some(SessionEnd::IdleTimeout)
-        } else {
-            None
-        }
-    }
-
-    fn touch(&mut self, now: Instant) {
-        self.last_touch = now;
-        self.last_seen_at = unix_millis();
-        self.idle_deadline = after(now, self.idle_timeout).min(self.end);
-    }
-
-    /// The kept hash prefix of an earlier `generation`, if it is one of the
-    /// last [`REFRESH_REUSE_WINDOW`] before the current one.
-    fn earlier_hash(&self, generation: u64) -> Option<&[u8; KEPT_HASH_HEX]> {
-        // `back` is 1 for the generation just before the current one.
-        let back = self.generation.checked_sub(generation).filter(|b| *b > 0)?;
-        let back = usize::try_from(back).ok()?;
-        self.earlier.get(self.earlier.len().checked_sub(back)?)
-    }
-}
-
-impl Subject {
-    fn banned(&self, now: Instant) -> Option<Option<u64>> {
-        match &self.ban {
-            Some(Ban { until: None }) => Some(None),
-            Some(Ban {
-                until: Some((deadline, unix)),
-            }) if *deadline > now => Some(Some(*unix)),
-            _ => None,
-        }
-    }
-
-    /// Leave the marker of an ended session until `until`, keeping at most
-    /// [`ENDED_MARKERS_PER_SUBJECT`]: beyond it, expired markers go, then
-    /// the ones that expire first. A token of a session without a marker is
-    /// refused all the same ([`SessionEnd::Unknown`]).
-    fn mark_ended(&mut self, id: &str, why: SessionEnd, until: Instant, now: Instant) {
-        if until <= now {
-            self.ended.remove(id);
-            return;
-        }
-        if !self.ended.contains_key(id) && self.ended.len() >= ENDED_MARKERS_PER_SUBJECT {
-            self.ended.retain(|_, (_, until)| *until > now);
-            while self.ended.len() >= ENDED_MARKERS_PER_SUBJECT {
-                let first = self
-                    .ended
-                    .iter()
-                    .min_by_key(|(_, (_, until))| *until)
-                    .map(|(id, _)| id.clone());
-                match first {
-                    Some(first) => self.ended.remove(&first),
-                    None => break,
-                };
-            }
-        }
-        self.ended.insert(id.to_owned(), (why, until));
-    }
-
-    /// Move lapsed sessions to the ended markers, each kept as long as its
-    /// login asked for.
-    fn prune(&mut self, now: Instant) {
-        let lapsed: Vec<(String, SessionEnd, Duration)> = self
-            .sessions
-            .iter()
-            .filter_map(|(id, s)| s.lapsed(now).map(|why| (id.clone(), why, s.markers)))
-            .collect();
-        for (id, why, markers) in lapsed {
-            self.sessions.remove(&id);
-            self.mark_ended(&id, why, after(now, markers), now);
-        }
-    }
-
-    fn end(&mut self, id: &str, why: SessionEnd, now: Instant, markers: Duration) -> bool {
-        match self.sessions.remove(id) {
-            Some(session) => {
-                let why = session.lapsed(now).unwrap_or(why);
-                self.mark_ended(id, why, after(now, markers), now);
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn end_all(&mut self, why: SessionEnd, now: Instant, markers: Duration) -> usize {
-        self.prune(now);
-        let ids: Vec<String> = self.sessions.keys().cloned().collect();
-        for id in &ids {
-            self.end(id, why, now, markers);
-        }
-        ids.len()
-    }
-
-    /// `None` while the session is live; otherwise why it is not. A session
-    /// found lapsed is moved to a marker kept for `markers`.
-    fn gone(&mut self, id: &str, now: Instant, markers: Duration) -> Option<SessionEnd> {
-        if let Some(session) = self.sessions.get(id) {
-            let why = session.lapsed(now)?;
-            self.sessions.remove(id);
-            self.mark_ended(id, why, after(now, markers), now);
-            return Some(why);
-        }
-        Some(match self.ended.get(id) {
-            Some((why, until)) if *until > now => *why,
-            _ => SessionEnd::Unknown,
-        })
-    }
-
-    fn is_empty(&self, now: Instant) -> bool {
-        self.deny.is_empty()
-            && self.not_before.is_none()
-            && self.banned(now).is_none()
-            && self.sessions.is_empty()
-            && self.ended.is_empty()
-    }
-
-    fn sweep(&mut self, now: Instant) {
-        self.deny.retain(|_, until| *until > now);
-        if matches!(self.not_before, Some((_, Some(until))) if until <= now) {
-            self.not_before = None;
-        }
-        if self.banned(now).is_none() {
-            self.ban = None;
-        }
-        self.ended.retain(|_, (_, until)| *until > now);
-        // Lapsed sessions leave their markers (a token of theirs must keep
-        // telling why, and is refused once the marker is gone too).
-        self.prune(now);
     }
 }
 
@@ -377,11 +171,6 @@ impl RevocationStore for MemoryStore {
         ready(self.check_now(request))
     }
 
-    /// The verdict is there at once.
-    fn bounds_check_time(&self) -> bool {
-        true
-    }
-
     fn deny_token<'a>(
         &'a self,
         subject: &'a str,
@@ -444,6 +233,12 @@ impl RevocationStore for MemoryStore {
         ready(was)
     }
 
+    fn sessions(&self) -> Option<&dyn SessionStore> {
+        Some(self)
+    }
+}
+
+impl SessionStore for MemoryStore {
     fn create_session(&self, new: NewSession) -> StoreFuture<'_, CreateOutcome> {
         let outcome = self.write(&new.subject, |s, now| {
             if let Some(until) = s.banned(now) {
@@ -565,7 +360,6 @@ impl RevocationStore for MemoryStore {
                 .sessions
                 .get_mut(&rotation.session_id)
                 .expect("live: not gone");
-            use crate::util::constant_time_eq;
             let current = rotation.generation == session.generation
                 && constant_time_eq(
                     rotation.presented_hash.as_bytes(),
@@ -643,6 +437,7 @@ impl RevocationStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{ENDED_MARKERS_PER_SUBJECT, MAX_KEEP};
 
     fn check<'a>(subject: &'a str, id: &'a str) -> CheckRequest<'a> {
         CheckRequest {

@@ -2,8 +2,11 @@
 //! sessions lives.
 //!
 //! The [`RevocationStore`] trait is what the layer asks on every request
-//! ([`RevocationStore::check`]) and what [`JwtAuth`](crate::JwtAuth) and
-//! [`Sessions`](crate::Sessions) write through. Two backends ship with the crate:
+//! ([`RevocationStore::check`]) and what [`JwtAuth`](crate::JwtAuth)
+//! revokes through; the [`SessionStore`] trait, which a store may also
+//! implement, is what [`Sessions`](crate::Sessions) keeps logins, refresh
+//! tokens and one-time tokens in. Two backends ship with the crate, and
+//! implement both:
 //!
 //! - [`MemoryStore`]: one process, no setup; entries expire by themselves;
 //! - `RedisStore` (feature `redis`): many processes sharing one Redis, one
@@ -18,29 +21,36 @@
 //! token's `jti`, or the hex SHA-256 of the whole token when it has none; the
 //! raw token never reaches a store.
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+pub(crate) mod hints;
 mod memory;
+mod memory_state;
 #[cfg(feature = "redis")]
 mod near_cache;
 #[cfg(feature = "redis")]
 mod redis;
+mod sessions;
 
+pub use self::memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use self::near_cache::{NearCacheConfig, NearCacheStats};
 #[cfg(feature = "redis")]
 #[doc(hidden)]
 pub use self::redis::encode_key_part;
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisStore, RedisStoreBuilder, StartupFinding};
-pub use memory::MemoryStore;
-#[cfg(feature = "redis")]
-pub use near_cache::{NearCacheConfig, NearCacheStats};
+pub use self::sessions::{
+    CreateOutcome, LimitPolicy, NewSession, RotateOutcome, Rotation, SessionInfo, SessionStore,
+};
 
 /// How many earlier refresh-token generations a session remembers, so that
-/// [`RevocationStore::rotate_refresh`] can prove that an already rotated
+/// [`SessionStore::rotate_refresh`] can prove that an already rotated
 /// token presented again was really issued before it ends the session for
 /// reuse. Of each, a 128-bit prefix of the secret's SHA-256 is kept
 /// (16 × 32 hex characters per session at most: measured, about 530 bytes
@@ -72,13 +82,68 @@ pub(crate) const KEPT_HASH_HEX: usize = 32;
 /// A boxed future returned by [`RevocationStore`] methods.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
-/// The backend behind revocation, bans and sessions.
+/// What every store must do to answer a request: the verdict for a token,
+/// and the writes that revoke (a token, a subject, a ban).
 ///
 /// Implementations are cheap to clone handles (an `Arc` inside) and are used
 /// through `Arc<dyn RevocationStore>`. All durations are relative to the
 /// store's own clock (Redis's `TIME` for Redis), so that clock skew between
 /// application servers does not matter; `iat` comparisons use unix seconds.
-pub trait RevocationStore: fmt::Debug + Send + Sync + 'static {
+///
+/// # Writing a store
+///
+/// The minimum is this trait's five methods: [`check`](Self::check) and the
+/// four writes. A store for Postgres or DynamoDB needs three records per
+/// subject (deny entries by token id with an expiry, a not-before mark in
+/// unix seconds, a ban with an optional end), and `check` reads them in the
+/// order documented there. Sessions are optional: a store that also keeps
+/// them implements [`SessionStore`] and returns itself from
+/// [`sessions`](Self::sessions); [`Sessions`](crate::Sessions) (logins,
+/// refresh tokens, one-time tokens) then works on it, and answers
+/// [`SessionError::NotConfigured`](crate::SessionError::NotConfigured)
+/// otherwise. Run the conformance suite (`tests/conformance.rs`) against it:
+/// the semantics documented on each method are the contract.
+///
+/// # Example
+///
+/// A store that only denies tokens (no subjects, bans or sessions), to show
+/// the shape:
+///
+/// ```
+/// use std::collections::HashSet;
+/// use std::sync::{Arc, Mutex};
+/// use std::time::Duration;
+/// use tower_jwt_auth::store::{CheckRequest, StoreFuture, Verdict};
+/// use tower_jwt_auth::{RevocationReason, RevocationStore};
+///
+/// #[derive(Debug, Default)]
+/// struct DenyOnly(Mutex<HashSet<String>>);
+///
+/// impl RevocationStore for DenyOnly {
+///     fn check(&self, request: &CheckRequest<'_>) -> StoreFuture<'static, Verdict> {
+///         let denied = self.0.lock().unwrap().contains(&*request.token_id);
+///         let verdict = match denied {
+///             true => Verdict::Revoked(RevocationReason::TokenRevoked),
+///             false => Verdict::Valid,
+///         };
+///         Box::pin(async move { Ok(verdict) })
+///     }
+///     fn deny_token<'a>(&'a self, _: &'a str, id: &'a str, _: Duration) -> StoreFuture<'a, ()> {
+///         self.0.lock().unwrap().insert(id.to_owned());
+///         Box::pin(async { Ok(()) })
+///     }
+///     fn revoke_subject<'a>(&'a self, _: &'a str, _: u64, _: Option<Duration>, _: Duration) -> StoreFuture<'a, ()> {
+///         unimplemented!("a real store keeps a not-before mark")
+///     }
+///     fn ban<'a>(&'a self, _: &'a str, _: Option<Duration>, _: Duration) -> StoreFuture<'a, ()> {
+///         unimplemented!("a real store keeps bans")
+///     }
+///     fn unban<'a>(&'a self, _: &'a str) -> StoreFuture<'a, bool> {
+///         unimplemented!("a real store keeps bans")
+///     }
+/// }
+/// ```
+pub trait RevocationStore: Any + fmt::Debug + Send + Sync {
     /// The verdict for one verified token: all checks, in as few round trips
     /// as the backend can (`RedisStore`: one for a token that stands).
     ///
@@ -87,7 +152,8 @@ pub trait RevocationStore: fmt::Debug + Send + Sync + 'static {
     /// 2. the token id is on the deny list → [`RevocationReason::TokenRevoked`];
     /// 3. `iat` is at or before the subject's not-before mark (or the token has
     ///    no `iat` while a mark exists) → [`RevocationReason::LoggedOutEverywhere`];
-    /// 4. the token has a `sid` and that session is gone →
+    /// 4. only for a store with [sessions](Self::sessions): the token has a
+    ///    `sid` and that session is gone →
     ///    [`RevocationReason::SessionEnded`] with the reason left by whoever ended it
     ///    ([`SessionEnd::IdleTimeout`] when it lapsed, [`SessionEnd::Expired`] past its
     ///    absolute lifetime, [`SessionEnd::Unknown`] when no marker is left). A
@@ -102,27 +168,12 @@ pub trait RevocationStore: fmt::Debug + Send + Sync + 'static {
     /// The request borrows from the token, and the returned future must
     /// borrow neither it nor `self`: take what the future needs before it
     /// starts (clone the inner handle; [`CheckRequest::into_owned`] copies
-    /// the strings).
+    /// the strings). The layer bounds the future by its
+    /// [`store_deadline`](crate::JwtAuth::store_deadline).
     fn check(&self, request: &CheckRequest<'_>) -> StoreFuture<'static, Verdict>;
 
-    /// Whether the future of [`check`](Self::check) keeps to
-    /// [`CheckRequest::deadline`] by itself: it then ends by that time, with
-    /// [`StoreError::Timeout`] when the store has not answered, and the layer
-    /// arms no timer of its own. The default is `false`: the layer bounds
-    /// every check with a timer.
-    fn bounds_check_time(&self) -> bool {
-        false
-    }
-
-    /// Whether a fresh "valid" verdict for this token is cached locally
-    /// (a near-cache), so the layer may skip [`check`](Self::check) entirely.
-    /// Must not do I/O. The default is `false` (no cache).
-    fn check_cached(&self, subject: &str, token_id: &str) -> bool {
-        let _ = (subject, token_id);
-        false
-    }
-
-    /// Put one token id on the deny list for `ttl` (its remaining life plus leeway).
+    /// Put one token id on the deny list for `ttl` (its remaining life plus
+    /// leeway). A later, shorter entry never shortens an existing one.
     fn deny_token<'a>(
         &'a self,
         subject: &'a str,
@@ -131,8 +182,9 @@ pub trait RevocationStore: fmt::Debug + Send + Sync + 'static {
     ) -> StoreFuture<'a, ()>;
 
     /// "Log out everywhere": every token of `subject` with `iat <= not_before`
-    /// (unix seconds) is revoked, and every live session of the subject ends
-    /// with [`SessionEnd::LoggedOutEverywhere`]. The mark is kept for `keep_for`
+    /// (unix seconds) is revoked, and (in a store with sessions) every live
+    /// session of the subject ends with [`SessionEnd::LoggedOutEverywhere`],
+    /// its marker kept for `markers`. The mark is kept for `keep_for`
     /// (`None`: for ever); a later call never lowers an existing mark.
     fn revoke_subject<'a>(
         &'a self,
@@ -142,8 +194,9 @@ pub trait RevocationStore: fmt::Debug + Send + Sync + 'static {
         markers: Duration,
     ) -> StoreFuture<'a, ()>;
 
-    /// Ban `subject` for `duration` (`None`: until lifted). All live sessions
-    /// end with [`SessionEnd::Banned`]; new logins are refused while it holds.
+    /// Ban `subject` for `duration` (`None`: until lifted). In a store with
+    /// sessions, all live sessions end with [`SessionEnd::Banned`] (markers
+    /// kept for `markers`) and new logins are refused while it holds.
     fn ban<'a>(
         &'a self,
         subject: &'a str,
@@ -154,77 +207,10 @@ pub trait RevocationStore: fmt::Debug + Send + Sync + 'static {
     /// Lift a ban. Returns whether one was in force.
     fn unban<'a>(&'a self, subject: &'a str) -> StoreFuture<'a, bool>;
 
-    /// Register a new session atomically, enforcing the device limit.
-    ///
-    /// In this order: a ban refuses the login ([`CreateOutcome::Banned`]);
-    /// sessions that are gone (idle, expired) are pruned from the subject's
-    /// index; with [`NewSession::replace_same_device`] a live session of the
-    /// same device ends with [`SessionEnd::Replaced`]; then, if the subject still
-    /// has `max_sessions` live sessions, either the oldest ones end with
-    /// [`SessionEnd::Replaced`] ([`LimitPolicy::EvictOldest`]) or the login is
-    /// refused ([`CreateOutcome::LimitReached`], nothing changes).
-    fn create_session(&self, session: NewSession) -> StoreFuture<'_, CreateOutcome>;
-
-    /// End one session with `reason`, leaving a marker for `markers`.
-    /// Returns whether it was live.
-    fn end_session<'a>(
-        &'a self,
-        subject: &'a str,
-        session_id: &'a str,
-        reason: SessionEnd,
-        markers: Duration,
-    ) -> StoreFuture<'a, bool>;
-
-    /// End every live session of `subject` with `reason`. Returns how many.
-    fn end_all_sessions<'a>(
-        &'a self,
-        subject: &'a str,
-        reason: SessionEnd,
-        markers: Duration,
-    ) -> StoreFuture<'a, usize>;
-
-    /// The live sessions of `subject`, oldest first, without scanning the keyspace.
-    fn list_sessions<'a>(&'a self, subject: &'a str) -> StoreFuture<'a, Vec<SessionInfo>>;
-
-    /// Rotate a session's refresh token atomically.
-    ///
-    /// - session gone → [`RotateOutcome::SessionEnded`] (with its marker's reason);
-    /// - `generation` equal to the session's current one and `presented_hash`
-    ///   equal to its stored hash → the hash becomes `new_hash`, the generation
-    ///   goes up by one, the session's last-seen time and idle deadline move
-    ///   forward → [`RotateOutcome::Rotated`] with the new generation;
-    /// - `generation` lower than the current one by at most
-    ///   [`REFRESH_REUSE_WINDOW`] (16), and `presented_hash` equal to the hash
-    ///   that generation was issued with (an already rotated token presented
-    ///   again: theft) → the session ends with [`SessionEnd::RefreshReuse`] →
-    ///   [`RotateOutcome::Reused`];
-    /// - anything else → [`RotateOutcome::Invalid`], nothing changes: a
-    ///   secret that was never issued (knowing the subject and the session
-    ///   id, which any access token shows, is not enough to end a session),
-    ///   a generation older than the window (its secret can no longer be
-    ///   proven), a generation above the current one (up to `u64::MAX`).
-    ///
-    /// Exactly one of two concurrent rotations of the same token wins (the
-    /// other one presents an earlier generation with its real secret:
-    /// [`RotateOutcome::Reused`]).
-    fn rotate_refresh(&self, rotation: Rotation) -> StoreFuture<'_, RotateOutcome>;
-
-    /// Store a one-time token (by its hash) for `purpose`, holding `subject`.
-    fn put_one_time<'a>(
-        &'a self,
-        purpose: &'a str,
-        token_hash: &'a str,
-        subject: &'a str,
-        ttl: Duration,
-    ) -> StoreFuture<'a, ()>;
-
-    /// Consume a one-time token: the first caller gets the subject, every
-    /// later (or concurrent) caller gets `None`.
-    fn take_one_time<'a>(
-        &'a self,
-        purpose: &'a str,
-        token_hash: &'a str,
-    ) -> StoreFuture<'a, Option<String>>;
+    /// The store's sessions, when it keeps them (the default: it does not).
+    fn sessions(&self) -> Option<&dyn SessionStore> {
+        None
+    }
 }
 
 /// What [`RevocationStore::check`] is asked about one verified token.
@@ -250,9 +236,8 @@ pub struct CheckRequest<'a> {
     pub marker_ttl: Duration,
     /// How long the layer waits for the verdict, from the call of
     /// [`RevocationStore::check`] on (its
-    /// [`store_deadline`](crate::JwtAuth::store_deadline)). Only a store
-    /// that [bounds its own checks](RevocationStore::bounds_check_time)
-    /// needs to read it.
+    /// [`store_deadline`](crate::JwtAuth::store_deadline)). The layer
+    /// enforces it; a store may read it to end its own work by then.
     pub deadline: Duration,
 }
 
@@ -377,139 +362,6 @@ impl SessionEnd {
     }
 }
 
-/// How a login beyond the device limit is handled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum LimitPolicy {
-    /// End the oldest sessions to make room (default).
-    #[default]
-    EvictOldest,
-    /// Refuse the new login.
-    RejectNew,
-}
-
-/// A session to register with [`RevocationStore::create_session`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct NewSession {
-    /// The subject that logs in.
-    pub subject: String,
-    /// The new session id.
-    pub session_id: String,
-    /// The device (type) label, e.g. `web`, `mobile`.
-    pub device: String,
-    /// SHA-256 (hex) of the first refresh token's secret.
-    pub refresh_hash: String,
-    /// At most this many live sessions per subject (0: no limit).
-    pub max_sessions: u32,
-    /// What to do at the limit.
-    pub limit_policy: LimitPolicy,
-    /// End a live session with the same `device` first.
-    pub replace_same_device: bool,
-    /// Idle timeout: the session ends after this long without use.
-    pub idle_timeout: Duration,
-    /// Absolute lifetime: the session ends this long after login, however used.
-    pub lifetime: Duration,
-    /// How long the markers of sessions ended by this login are kept, and
-    /// this session's own marker when a store finds it lapsed by itself
-    /// (e.g. `MemoryStore`'s sweep).
-    pub markers: Duration,
-}
-
-impl fmt::Debug for NewSession {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NewSession")
-            .field("subject", &self.subject)
-            .field("session_id", &self.session_id)
-            .field("device", &self.device)
-            .field("refresh_hash", &"[redacted]")
-            .field("max_sessions", &self.max_sessions)
-            .field("limit_policy", &self.limit_policy)
-            .field("replace_same_device", &self.replace_same_device)
-            .field("idle_timeout", &self.idle_timeout)
-            .field("lifetime", &self.lifetime)
-            .finish()
-    }
-}
-
-/// The result of [`RevocationStore::create_session`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CreateOutcome {
-    /// Registered; these session ids were ended to make room.
-    Created {
-        /// Sessions ended by this login (device limit or same device).
-        replaced: Vec<String>,
-    },
-    /// The subject is banned.
-    Banned {
-        /// End of the ban, unix seconds; `None` until lifted.
-        until: Option<u64>,
-    },
-    /// The device limit is reached and the policy is [`LimitPolicy::RejectNew`].
-    LimitReached,
-}
-
-/// One live session, as listed by [`RevocationStore::list_sessions`].
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct SessionInfo {
-    /// The session id (`sid` claim of its tokens).
-    pub session_id: String,
-    /// The device label given at login.
-    pub device: String,
-    /// Login time, unix milliseconds.
-    pub created_at: u64,
-    /// Last accepted use, unix milliseconds (written at most once per touch interval).
-    pub last_seen_at: u64,
-    /// When it ends if unused, unix milliseconds (idle deadline capped by its lifetime).
-    pub expires_at: u64,
-}
-
-/// A refresh-token rotation, for [`RevocationStore::rotate_refresh`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct Rotation {
-    /// The subject.
-    pub subject: String,
-    /// The session id.
-    pub session_id: String,
-    /// The generation carried by the presented token.
-    pub generation: u64,
-    /// SHA-256 (hex) of the presented secret.
-    pub presented_hash: String,
-    /// SHA-256 (hex) of the next secret.
-    pub new_hash: String,
-    /// The idle timeout the deadline slides by.
-    pub idle_timeout: Duration,
-    /// How long a marker of a session ended by reuse is kept.
-    pub markers: Duration,
-}
-
-impl fmt::Debug for Rotation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Rotation")
-            .field("subject", &self.subject)
-            .field("session_id", &self.session_id)
-            .field("generation", &self.generation)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The result of [`RevocationStore::rotate_refresh`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RotateOutcome {
-    /// Rotated; the new token carries this generation.
-    Rotated {
-        /// The new generation.
-        generation: u64,
-    },
-    /// An old refresh token was presented again; the session was ended.
-    Reused,
-    /// The session is gone.
-    SessionEnded(SessionEnd),
-    /// The token does not match the session.
-    Invalid,
-}
-
 /// An error of a store backend: connection, timeout, protocol.
 ///
 /// Its `Display` is for logs; response bodies never show it.
@@ -525,9 +377,6 @@ pub enum StoreError {
     /// The per-check deadline passed.
     #[error("revocation store did not answer within {0:?}")]
     Timeout(Duration),
-    /// The circuit breaker is open after repeated failures.
-    #[error("revocation store circuit breaker is open")]
-    CircuitOpen,
 }
 
 impl StoreError {
@@ -543,17 +392,9 @@ pub(crate) fn capped_millis(d: Duration) -> u64 {
     u64::try_from(ms).unwrap_or(u64::MAX)
 }
 
-/// Current unix time in milliseconds.
-pub(crate) fn unix_millis() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::SessionEnd;
 
     #[test]
     fn session_end_codes_round_trip() {

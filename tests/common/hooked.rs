@@ -9,7 +9,7 @@ use std::time::Duration;
 use tower_jwt_auth::store::{
     CheckRequest, CreateOutcome, NewSession, RotateOutcome, Rotation, StoreFuture, Verdict,
 };
-use tower_jwt_auth::{MemoryStore, RevocationStore, SessionEnd, SessionInfo};
+use tower_jwt_auth::{MemoryStore, RevocationStore, SessionEnd, SessionInfo, SessionStore};
 
 /// What a test changes about the store.
 pub trait Hooks: fmt::Debug + Send + Sync + 'static {
@@ -82,6 +82,12 @@ impl<H: Hooks> RevocationStore for Hooked<H> {
         self.memory.unban(subject)
     }
 
+    fn sessions(&self) -> Option<&dyn SessionStore> {
+        Some(self)
+    }
+}
+
+impl<H: Hooks> SessionStore for Hooked<H> {
     fn create_session(&self, session: NewSession) -> StoreFuture<'_, CreateOutcome> {
         self.hooks.saw("create.refresh_hash", &session.refresh_hash);
         self.hooks.saw("create.session_id", &session.session_id);

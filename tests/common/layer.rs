@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use http::{Request, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use tower::ServiceExt;
-use tower_jwt_auth::{AuthError, JwtAuth};
+use tower_jwt_auth::{AuthError, Authenticated, JwtAuth};
 
 /// An accepted request.
 pub const OK: (StatusCode, Option<&str>) = (StatusCode::OK, None);
@@ -13,14 +13,17 @@ pub const OK: (StatusCode, Option<&str>) = (StatusCode::OK, None);
 pub const REVOKED: (StatusCode, Option<&str>) = (StatusCode::UNAUTHORIZED, Some("token_revoked"));
 
 /// Send one request with `token` through the layer: the status and the
-/// revocation reason, if any.
+/// revocation reason, if any. The inner service asserts that every request
+/// the layer lets through carries its claims.
 pub async fn call<C>(auth: &JwtAuth<C>, token: &str) -> (StatusCode, Option<&'static str>)
 where
     C: DeserializeOwned + Clone + Send + Sync + 'static,
 {
     let res = tower::ServiceBuilder::new()
         .layer(auth.clone())
-        .service(tower::service_fn(|_req: Request<String>| async {
+        .service(tower::service_fn(|req: Request<String>| async move {
+            let claims = req.extensions().get::<Authenticated<C>>().is_some();
+            assert!(claims, "inner service reached without claims");
             Ok::<_, std::convert::Infallible>(Response::new(String::new()))
         }))
         .oneshot(

@@ -1,10 +1,5 @@
-//! The Lua scripts: every store operation is one of them, run atomically.
-
-use super::*;
-
-// ---------------------------------------------------------------------------
-// Lua scripts
-// ---------------------------------------------------------------------------
+//! The Lua scripts' text: every store write is one of them, run atomically
+//! (how they are loaded and called: `lua.rs`).
 
 /// Shared helpers, prepended to every script.
 ///
@@ -26,7 +21,7 @@ use super::*;
 /// Ended sessions leave their markers in one ZSET per subject, `ended`:
 /// member the encoded session id, score `end_ms * 16 + reason` (`end_ms`
 /// when the marker lapses, `reason` the index of its code in
-/// [`SessionEnd::ALL`]; exact integers far below 2^53, durations being
+/// [`SessionEnd::ALL`](crate::store::SessionEnd::ALL); exact integers far below 2^53, durations being
 /// capped at 100 years). It keeps at most
 /// [`ENDED_MARKERS_PER_SUBJECT`](crate::store::ENDED_MARKERS_PER_SUBJECT)
 /// members: lapsed ones go first, then those that lapse first. (The
@@ -426,116 +421,3 @@ if presented == gen and ARGV[4] == h[5] then
 end
 return {4}
 "#;
-
-/// One Lua script: its body (for `SCRIPT LOAD` / `EVAL`) and SHA1 (for `EVALSHA`).
-pub(super) struct Lua {
-    pub(super) code: String,
-    pub(super) hash: String,
-}
-
-/// The scripts' placeholders, filled from the Rust constants they must
-/// agree with.
-fn expand(code: &str) -> String {
-    use crate::store::{ENDED_MARKERS_PER_SUBJECT, KEPT_HASH_HEX, REFRESH_REUSE_WINDOW};
-    const _: () = assert!(
-        SessionEnd::ALL.len() <= 16,
-        "a reason is 4 bits of a marker's score"
-    );
-    let index = |end: SessionEnd| {
-        let i = SessionEnd::ALL.iter().position(|e| *e == end);
-        i.expect("every reason is in ALL").to_string()
-    };
-    let reasons: Vec<String> = SessionEnd::ALL
-        .iter()
-        .map(|end| format!("'{}'", end.code()))
-        .collect();
-    code.replace("__REASONS__", &format!("{{{}}}", reasons.join(", ")))
-        .replace("__MAX_ENDED__", &ENDED_MARKERS_PER_SUBJECT.to_string())
-        .replace("__WINDOW__", &REFRESH_REUSE_WINDOW.to_string())
-        .replace("__KEPT_HEX__", &KEPT_HASH_HEX.to_string())
-        .replace("__IDLE_TIMEOUT__", &index(SessionEnd::IdleTimeout))
-        .replace("__SESSION_EXPIRED__", &index(SessionEnd::Expired))
-}
-
-impl Lua {
-    /// A script that uses the [`PRELUDE`]'s helpers.
-    pub(super) fn new(body: &str) -> Self {
-        Self::standalone(&format!("{PRELUDE}{body}"))
-    }
-
-    /// A script that needs no helpers.
-    pub(super) fn standalone(code: &str) -> Self {
-        let code = expand(code);
-        let hash = Script::new(&code).get_hash().to_owned();
-        Self { code, hash }
-    }
-
-    /// A call of this script with `keys` keys: give them all with
-    /// [`Invocation::key`], then the arguments with [`Invocation::arg`].
-    pub(super) fn prepare_invoke(&self, keys: usize) -> Invocation<'_> {
-        let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(&self.hash).arg(keys);
-        Invocation {
-            lua: self,
-            cmd,
-            keys_left: keys,
-        }
-    }
-}
-
-/// One call of a [`Lua`] script, written straight into its `EVALSHA`
-/// command (like redis-rs's `ScriptInvocation`, whose parts are private, so
-/// it cannot fall back to `EVAL` on a cluster).
-pub(super) struct Invocation<'a> {
-    pub(super) lua: &'a Lua,
-    /// `EVALSHA <sha> <numkeys> <keys...> <args...>`.
-    cmd: Cmd,
-    /// Keys still to come before the first argument.
-    keys_left: usize,
-}
-
-impl Invocation<'_> {
-    pub(super) fn key<T: ToRedisArgs>(&mut self, key: T) -> &mut Self {
-        debug_assert!(self.keys_left > 0, "more keys than declared");
-        self.keys_left = self.keys_left.saturating_sub(1);
-        self.cmd.arg(key);
-        self
-    }
-
-    pub(super) fn arg<T: ToRedisArgs>(&mut self, arg: T) -> &mut Self {
-        debug_assert_eq!(self.keys_left, 0, "an argument before every key");
-        self.cmd.arg(arg);
-        self
-    }
-
-    /// `EVALSHA <sha> ...`; routed by its first key on a cluster.
-    pub(super) fn evalsha(&self) -> &Cmd {
-        debug_assert_eq!(self.keys_left, 0, "fewer keys than declared");
-        &self.cmd
-    }
-
-    /// The same call as `EVAL <body> ...`, for a cluster node that lacks the
-    /// script.
-    #[cfg(any(feature = "redis-cluster", test))]
-    pub(super) fn eval(&self) -> Cmd {
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(&self.lua.code);
-        for arg in self.cmd.args_iter().skip(2) {
-            if let redis::Arg::Simple(bytes) = arg {
-                cmd.arg(bytes);
-            }
-        }
-        cmd
-    }
-}
-
-pub(super) static CHECK_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::standalone(CHECK));
-pub(super) static DENY_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(DENY));
-pub(super) static REVOKE_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(REVOKE));
-pub(super) static BAN_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(BAN));
-pub(super) static UNBAN_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(UNBAN));
-pub(super) static CREATE_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(CREATE));
-pub(super) static END_ONE_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(END_ONE));
-pub(super) static END_ALL_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(END_ALL));
-pub(super) static LIST_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(LIST));
-pub(super) static ROTATE_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(ROTATE));
