@@ -15,12 +15,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use base64::Engine;
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{json, Value};
 use tower_jwt_auth::{
@@ -29,81 +26,11 @@ use tower_jwt_auth::{
 };
 
 use common::jwks_server::{JwksServer, Mode, JWKS_PATH, OIDC_PATH, RFC8414_PATH};
+use common::keygen::{b64, ec, ec_jwk, genpkey, okp_jwk, p256, rsa2048, rsa_jwk, Generated};
 
 // ---------------------------------------------------------------------------
-// Fixtures: real keys from openssl
+// Fixtures: real keys from openssl (common::keygen)
 // ---------------------------------------------------------------------------
-
-fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn openssl(args: &[&str]) -> Vec<u8> {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("the openssl CLI is installed");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-struct Generated {
-    path: PathBuf,
-    pem: Vec<u8>,
-}
-
-fn genpkey(dir: &Path, name: &str, args: &[&str]) -> Generated {
-    let path = dir.join(format!("{name}.pem"));
-    let mut all = vec!["genpkey"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["-out", path.to_str().unwrap()]);
-    openssl(&all);
-    let pem = std::fs::read(&path).unwrap();
-    Generated { path, pem }
-}
-
-/// The last `len` bytes of the public key's DER: the EC point or OKP `x`.
-fn raw_public(key: &Generated, len: usize) -> Vec<u8> {
-    let der = openssl(&[
-        "pkey",
-        "-in",
-        key.path.to_str().unwrap(),
-        "-pubout",
-        "-outform",
-        "DER",
-    ]);
-    der[der.len() - len..].to_vec()
-}
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn rsa_jwk(key: &Generated) -> Value {
-    let out = openssl(&[
-        "rsa",
-        "-in",
-        key.path.to_str().unwrap(),
-        "-noout",
-        "-modulus",
-    ]);
-    let out = String::from_utf8(out).unwrap();
-    let modulus = out.trim().strip_prefix("Modulus=").unwrap();
-    json!({ "kty": "RSA", "n": b64(&hex(modulus)), "e": "AQAB" })
-}
-
-fn ec_jwk(key: &Generated, crv: &str, coord: usize) -> Value {
-    let point = raw_public(key, 1 + 2 * coord);
-    assert_eq!(point[0], 4, "uncompressed point");
-    json!({ "kty": "EC", "crv": crv, "x": b64(&point[1..1 + coord]), "y": b64(&point[1 + coord..]) })
-}
 
 struct Fixtures {
     rsa: Generated,
@@ -122,24 +49,17 @@ fn fixtures() -> &'static Fixtures {
     static FIXTURES: OnceLock<Fixtures> = OnceLock::new();
     FIXTURES.get_or_init(|| {
         let dir = common::new_dir("remote-keys");
-        let ec = |name: &str, curve: &str| {
-            genpkey(
-                &dir,
-                name,
-                &["-algorithm", "EC", "-pkeyopt", &format!("ec_paramgen_curve:{curve}")],
-            )
-        };
-        let rsa = genpkey(&dir, "rsa", &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]);
-        let p256_a = ec("p256a", "P-256");
-        let p256_b = ec("p256b", "P-256");
-        let p384 = ec("p384", "P-384");
+        let rsa = rsa2048(&dir, "rsa");
+        let p256_a = p256(&dir, "p256a");
+        let p256_b = p256(&dir, "p256b");
+        let p384 = ec(&dir, "p384", "P-384");
         let ed25519 = genpkey(&dir, "ed25519", &["-algorithm", "ED25519"]);
         let fixtures = Fixtures {
             rsa_jwk: rsa_jwk(&rsa),
             p256_a_jwk: ec_jwk(&p256_a, "P-256", 32),
             p256_b_jwk: ec_jwk(&p256_b, "P-256", 32),
             p384_jwk: ec_jwk(&p384, "P-384", 48),
-            ed25519_jwk: json!({ "kty": "OKP", "crv": "Ed25519", "x": b64(&raw_public(&ed25519, 32)) }),
+            ed25519_jwk: okp_jwk(&ed25519, "Ed25519", 32),
             rsa,
             p256_a,
             p256_b,

@@ -40,13 +40,34 @@ pub fn genpkey(dir: &Path, name: &str, args: &[&str]) -> Generated {
     Generated { path, pem }
 }
 
-/// A P-256 key (`openssl genpkey -algorithm EC`).
-pub fn p256(dir: &Path, name: &str) -> Generated {
+/// A 2048-bit RSA key (`openssl genpkey -algorithm RSA`; public exponent
+/// 65537, genpkey's default).
+pub fn rsa2048(dir: &Path, name: &str) -> Generated {
     genpkey(
         dir,
         name,
-        &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
     )
+}
+
+/// An EC key on `curve` as openssl names it (`P-256`, `P-384`, `P-521`,
+/// `secp256k1`, ...).
+pub fn ec(dir: &Path, name: &str, curve: &str) -> Generated {
+    genpkey(
+        dir,
+        name,
+        &[
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            &format!("ec_paramgen_curve:{curve}"),
+        ],
+    )
+}
+
+/// A P-256 key (`openssl genpkey -algorithm EC`).
+pub fn p256(dir: &Path, name: &str) -> Generated {
+    ec(dir, name, "P-256")
 }
 
 /// The last `len` bytes of the public key's DER: the EC point or OKP `x`.
@@ -79,6 +100,7 @@ pub fn rsa_jwk(key: &Generated) -> Value {
     ]);
     let out = String::from_utf8(out).unwrap();
     let modulus = out.trim().strip_prefix("Modulus=").unwrap();
+    // genpkey's default public exponent is 65537.
     json!({ "kty": "RSA", "n": b64(&hex(modulus)), "e": "AQAB" })
 }
 
@@ -86,4 +108,8 @@ pub fn ec_jwk(key: &Generated, crv: &str, coord: usize) -> Value {
     let point = raw_public(key, 1 + 2 * coord);
     assert_eq!(point[0], 4, "uncompressed point");
     json!({ "kty": "EC", "crv": crv, "x": b64(&point[1..1 + coord]), "y": b64(&point[1 + coord..]) })
+}
+
+pub fn okp_jwk(key: &Generated, crv: &str, len: usize) -> Value {
+    json!({ "kty": "OKP", "crv": crv, "x": b64(&raw_public(key, len)) })
 }
