@@ -17,14 +17,15 @@ mod common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use jsonwebtoken::{EncodingKey, Header};
+use jsonwebtoken::EncodingKey;
 use serde_json::{json, Value};
 use tower_jwt_auth::{Algorithm, ConfigError, ErrorKind, JwtAuth, Keys, SkippedKey};
 
-use common::keygen::{b64, ec, ec_jwk, genpkey, okp_jwk, openssl, rsa2048, rsa_jwk, Generated};
+use common::keygen::{
+    b64, ec, ec_jwk, genpkey, okp_jwk, openssl, rsa2048, rsa_jwk, token, with, Generated,
+};
 
 // ---------------------------------------------------------------------------
 // Fixtures: real keys from openssl (common::keygen)
@@ -79,19 +80,6 @@ fn fixtures() -> &'static Fixtures {
     })
 }
 
-/// `jwk` with these members added (or replaced; `null` removes).
-fn with(jwk: &Value, members: Value) -> Value {
-    let mut jwk = jwk.clone();
-    for (name, value) in members.as_object().unwrap() {
-        if value.is_null() {
-            jwk.as_object_mut().unwrap().remove(name);
-        } else {
-            jwk[name] = value.clone();
-        }
-    }
-    jwk
-}
-
 fn set(keys: &[Value]) -> String {
     log();
     json!({ "keys": keys }).to_string()
@@ -137,26 +125,10 @@ fn log() -> &'static Log {
 // Tokens, minted by jsonwebtoken itself
 // ---------------------------------------------------------------------------
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 fn auth(keys: Keys) -> JwtAuth<Value> {
     // Building the layer also installs jsonwebtoken's crypto provider, which
     // `jsonwebtoken::encode` needs under `--all-features`.
     JwtAuth::new(keys)
-}
-
-fn token(alg: Algorithm, key: &EncodingKey, kid: Option<&str>) -> String {
-    let _ = auth(Keys::hs256([0u8; 32]).unwrap());
-    let mut header = Header::new(alg);
-    header.kid = kid.map(str::to_owned);
-    let t = now();
-    let claims = json!({ "sub": "alice", "iat": t, "exp": t + 300 });
-    jsonwebtoken::encode(&header, &claims, key).expect("jsonwebtoken::encode")
 }
 
 fn rsa_signer() -> EncodingKey {

@@ -16,9 +16,9 @@
 mod common;
 
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use jsonwebtoken::{EncodingKey, Header};
+use jsonwebtoken::EncodingKey;
 use serde_json::{json, Value};
 use tower_jwt_auth::{
     Algorithm, FetchError, JwtAuth, Keys, KeysUnavailable, RemoteConfigError, RemoteKeys,
@@ -26,7 +26,9 @@ use tower_jwt_auth::{
 };
 
 use common::jwks_server::{JwksServer, Mode, JWKS_PATH, OIDC_PATH, RFC8414_PATH};
-use common::keygen::{b64, ec, ec_jwk, genpkey, okp_jwk, p256, rsa2048, rsa_jwk, Generated};
+use common::keygen::{
+    b64, ec, ec_jwk, genpkey, now, okp_jwk, p256, rsa2048, rsa_jwk, token, with, Generated,
+};
 
 // ---------------------------------------------------------------------------
 // Fixtures: real keys from openssl (common::keygen)
@@ -71,15 +73,6 @@ fn fixtures() -> &'static Fixtures {
     })
 }
 
-/// `jwk` with these members added.
-fn with(jwk: &Value, members: Value) -> Value {
-    let mut jwk = jwk.clone();
-    for (name, value) in members.as_object().unwrap() {
-        jwk[name] = value.clone();
-    }
-    jwk
-}
-
 fn set(keys: &[Value]) -> String {
     json!({ "keys": keys }).to_string()
 }
@@ -103,28 +96,11 @@ fn k2() -> Value {
 // Tokens, minted by jsonwebtoken, verified by JwtAuth over the snapshot
 // ---------------------------------------------------------------------------
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn token(alg: Algorithm, key: &EncodingKey, kid: &str) -> String {
-    // Building a layer installs jsonwebtoken's crypto provider.
-    let _ = JwtAuth::<Value>::new(Keys::hs256([0u8; 32]).unwrap());
-    let mut header = Header::new(alg);
-    header.kid = Some(kid.to_owned());
-    let t = now();
-    let claims = json!({ "sub": "alice", "iat": t, "exp": t + 300 });
-    jsonwebtoken::encode(&header, &claims, key).expect("jsonwebtoken::encode")
-}
-
 fn token_k1() -> String {
     token(
         Algorithm::ES256,
         &EncodingKey::from_ec_pem(&fixtures().p256_a.pem).unwrap(),
-        "k1",
+        Some("k1"),
     )
 }
 
@@ -132,7 +108,7 @@ fn token_k2() -> String {
     token(
         Algorithm::ES256,
         &EncodingKey::from_ec_pem(&fixtures().p256_b.pem).unwrap(),
-        "k2",
+        Some("k2"),
     )
 }
 
@@ -696,7 +672,7 @@ async fn every_asymmetric_algorithm_verifies_from_the_fetched_set() {
     ] {
         let kid = name.to_lowercase();
         jwks.push(with(&f.rsa_jwk, json!({ "kid": kid, "alg": name })));
-        tokens.push((kid.clone(), token(alg, &rsa_signer, &kid)));
+        tokens.push((kid.clone(), token(alg, &rsa_signer, Some(&kid))));
     }
     jwks.push(with(
         &f.p256_a_jwk,
@@ -707,7 +683,7 @@ async fn every_asymmetric_algorithm_verifies_from_the_fetched_set() {
         token(
             Algorithm::ES256,
             &EncodingKey::from_ec_pem(&f.p256_a.pem).unwrap(),
-            "es256",
+            Some("es256"),
         ),
     ));
     // No alg: the type decides (P-384 → ES384, Ed25519 → EdDSA).
@@ -717,7 +693,7 @@ async fn every_asymmetric_algorithm_verifies_from_the_fetched_set() {
         token(
             Algorithm::ES384,
             &EncodingKey::from_ec_pem(&f.p384.pem).unwrap(),
-            "es384",
+            Some("es384"),
         ),
     ));
     jwks.push(with(&f.ed25519_jwk, json!({ "kid": "eddsa" })));
@@ -726,7 +702,7 @@ async fn every_asymmetric_algorithm_verifies_from_the_fetched_set() {
         token(
             Algorithm::EdDSA,
             &EncodingKey::from_ed_pem(&f.ed25519.pem).unwrap(),
-            "eddsa",
+            Some("eddsa"),
         ),
     ));
     // Skipped, never fatal: an encryption key, a symmetric key, an unknown kty, x5c ignored.
@@ -754,13 +730,13 @@ async fn every_asymmetric_algorithm_verifies_from_the_fetched_set() {
         assert!(verifies(&got, token), "{kid}");
     }
     // Algorithm confusion: an RS256 token under the PS256 key is refused.
-    let confused = token(Algorithm::RS256, &rsa_signer, "ps256");
+    let confused = token(Algorithm::RS256, &rsa_signer, Some("ps256"));
     assert!(!verifies(&fetched, &confused));
     // The symmetric key was refused: its token does not verify.
     let hmac = token(
         Algorithm::HS256,
         &EncodingKey::from_secret(secret).unwrap(),
-        "hmac",
+        Some("hmac"),
     );
     assert!(!verifies(&fetched, &hmac));
     assert_eq!(server.fetches(), 1);
