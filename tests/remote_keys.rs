@@ -15,13 +15,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use base64::Engine;
-use jsonwebtoken::{EncodingKey, Header};
+use jsonwebtoken::EncodingKey;
 use serde_json::{json, Value};
 use tower_jwt_auth::{
     Algorithm, FetchError, JwtAuth, Keys, KeysUnavailable, RemoteConfigError, RemoteKeys,
@@ -29,81 +26,13 @@ use tower_jwt_auth::{
 };
 
 use common::jwks_server::{JwksServer, Mode, JWKS_PATH, OIDC_PATH, RFC8414_PATH};
+use common::keygen::{
+    b64, ec, ec_jwk, genpkey, now, okp_jwk, p256, rsa2048, rsa_jwk, token, with, Generated,
+};
 
 // ---------------------------------------------------------------------------
-// Fixtures: real keys from openssl
+// Fixtures: real keys from openssl (common::keygen)
 // ---------------------------------------------------------------------------
-
-fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn openssl(args: &[&str]) -> Vec<u8> {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("the openssl CLI is installed");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-struct Generated {
-    path: PathBuf,
-    pem: Vec<u8>,
-}
-
-fn genpkey(dir: &Path, name: &str, args: &[&str]) -> Generated {
-    let path = dir.join(format!("{name}.pem"));
-    let mut all = vec!["genpkey"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["-out", path.to_str().unwrap()]);
-    openssl(&all);
-    let pem = std::fs::read(&path).unwrap();
-    Generated { path, pem }
-}
-
-/// The last `len` bytes of the public key's DER: the EC point or OKP `x`.
-fn raw_public(key: &Generated, len: usize) -> Vec<u8> {
-    let der = openssl(&[
-        "pkey",
-        "-in",
-        key.path.to_str().unwrap(),
-        "-pubout",
-        "-outform",
-        "DER",
-    ]);
-    der[der.len() - len..].to_vec()
-}
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn rsa_jwk(key: &Generated) -> Value {
-    let out = openssl(&[
-        "rsa",
-        "-in",
-        key.path.to_str().unwrap(),
-        "-noout",
-        "-modulus",
-    ]);
-    let out = String::from_utf8(out).unwrap();
-    let modulus = out.trim().strip_prefix("Modulus=").unwrap();
-    json!({ "kty": "RSA", "n": b64(&hex(modulus)), "e": "AQAB" })
-}
-
-fn ec_jwk(key: &Generated, crv: &str, coord: usize) -> Value {
-    let point = raw_public(key, 1 + 2 * coord);
-    assert_eq!(point[0], 4, "uncompressed point");
-    json!({ "kty": "EC", "crv": crv, "x": b64(&point[1..1 + coord]), "y": b64(&point[1 + coord..]) })
-}
 
 struct Fixtures {
     rsa: Generated,
@@ -122,24 +51,17 @@ fn fixtures() -> &'static Fixtures {
     static FIXTURES: OnceLock<Fixtures> = OnceLock::new();
     FIXTURES.get_or_init(|| {
         let dir = common::new_dir("remote-keys");
-        let ec = |name: &str, curve: &str| {
-            genpkey(
-                &dir,
-                name,
-                &["-algorithm", "EC", "-pkeyopt", &format!("ec_paramgen_curve:{curve}")],
-            )
-        };
-        let rsa = genpkey(&dir, "rsa", &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]);
-        let p256_a = ec("p256a", "P-256");
-        let p256_b = ec("p256b", "P-256");
-        let p384 = ec("p384", "P-384");
+        let rsa = rsa2048(&dir, "rsa");
+        let p256_a = p256(&dir, "p256a");
+        let p256_b = p256(&dir, "p256b");
+        let p384 = ec(&dir, "p384", "P-384");
         let ed25519 = genpkey(&dir, "ed25519", &["-algorithm", "ED25519"]);
         let fixtures = Fixtures {
             rsa_jwk: rsa_jwk(&rsa),
             p256_a_jwk: ec_jwk(&p256_a, "P-256", 32),
             p256_b_jwk: ec_jwk(&p256_b, "P-256", 32),
             p384_jwk: ec_jwk(&p384, "P-384", 48),
-            ed25519_jwk: json!({ "kty": "OKP", "crv": "Ed25519", "x": b64(&raw_public(&ed25519, 32)) }),
+            ed25519_jwk: okp_jwk(&ed25519, "Ed25519", 32),
             rsa,
             p256_a,
             p256_b,
@@ -149,15 +71,6 @@ fn fixtures() -> &'static Fixtures {
         let _ = std::fs::remove_dir_all(&dir);
         fixtures
     })
-}
-
-/// `jwk` with these members added.
-fn with(jwk: &Value, members: Value) -> Value {
-    let mut jwk = jwk.clone();
-    for (name, value) in members.as_object().unwrap() {
-        jwk[name] = value.clone();
-    }
-    jwk
 }
 
 fn set(keys: &[Value]) -> String {
@@ -183,28 +96,11 @@ fn k2() -> Value {
 // Tokens, minted by jsonwebtoken, verified by JwtAuth over the snapshot
 // ---------------------------------------------------------------------------
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn token(alg: Algorithm, key: &EncodingKey, kid: &str) -> String {
-    // Building a layer installs jsonwebtoken's crypto provider.
-    let _ = JwtAuth::<Value>::new(Keys::hs256([0u8; 32]).unwrap());
-    let mut header = Header::new(alg);
-    header.kid = Some(kid.to_owned());
-    let t = now();
-    let claims = json!({ "sub": "alice", "iat": t, "exp": t + 300 });
-    jsonwebtoken::encode(&header, &claims, key).expect("jsonwebtoken::encode")
-}
-
 fn token_k1() -> String {
     token(
         Algorithm::ES256,
         &EncodingKey::from_ec_pem(&fixtures().p256_a.pem).unwrap(),
-        "k1",
+        Some("k1"),
     )
 }
 
@@ -212,7 +108,7 @@ fn token_k2() -> String {
     token(
         Algorithm::ES256,
         &EncodingKey::from_ec_pem(&fixtures().p256_b.pem).unwrap(),
-        "k2",
+        Some("k2"),
     )
 }
 
@@ -776,7 +672,7 @@ async fn every_asymmetric_algorithm_verifies_from_the_fetched_set() {
     ] {
         let kid = name.to_lowercase();
         jwks.push(with(&f.rsa_jwk, json!({ "kid": kid, "alg": name })));
-        tokens.push((kid.clone(), token(alg, &rsa_signer, &kid)));
+        tokens.push((kid.clone(), token(alg, &rsa_signer, Some(&kid))));
     }
     jwks.push(with(
         &f.p256_a_jwk,
@@ -787,7 +683,7 @@ async fn every_asymmetric_algorithm_verifies_from_the_fetched_set() {
         token(
             Algorithm::ES256,
             &EncodingKey::from_ec_pem(&f.p256_a.pem).unwrap(),
-            "es256",
+            Some("es256"),
         ),
     ));
     // No alg: the type decides (P-384 → ES384, Ed25519 → EdDSA).
@@ -797,7 +693,7 @@ async fn every_asymmetric_algorithm_verifies_from_the_fetched_set() {
         token(
             Algorithm::ES384,
             &EncodingKey::from_ec_pem(&f.p384.pem).unwrap(),
-            "es384",
+            Some("es384"),
         ),
     ));
     jwks.push(with(&f.ed25519_jwk, json!({ "kid": "eddsa" })));
@@ -806,7 +702,7 @@ async fn every_asymmetric_algorithm_verifies_from_the_fetched_set() {
         token(
             Algorithm::EdDSA,
             &EncodingKey::from_ed_pem(&f.ed25519.pem).unwrap(),
-            "eddsa",
+            Some("eddsa"),
         ),
     ));
     // Skipped, never fatal: an encryption key, a symmetric key, an unknown kty, x5c ignored.
@@ -834,13 +730,13 @@ async fn every_asymmetric_algorithm_verifies_from_the_fetched_set() {
         assert!(verifies(&got, token), "{kid}");
     }
     // Algorithm confusion: an RS256 token under the PS256 key is refused.
-    let confused = token(Algorithm::RS256, &rsa_signer, "ps256");
+    let confused = token(Algorithm::RS256, &rsa_signer, Some("ps256"));
     assert!(!verifies(&fetched, &confused));
     // The symmetric key was refused: its token does not verify.
     let hmac = token(
         Algorithm::HS256,
         &EncodingKey::from_secret(secret).unwrap(),
-        "hmac",
+        Some("hmac"),
     );
     assert!(!verifies(&fetched, &hmac));
     assert_eq!(server.fetches(), 1);

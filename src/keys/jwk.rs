@@ -10,7 +10,7 @@ use base64::Engine;
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 use serde_json::{Map, Value};
 
-use super::{check_secret, family_of, ConfigError, Keys, VerifyKey, MAX_KID_LEN};
+use super::{check_secret, family_of, ConfigError, Keys, VerifyKey, MAX_KID_LEN, RSA_ALGORITHMS};
 
 /// How much of a `kid`, `alg` or other member of a hostile JWK set is quoted
 /// in a report (characters).
@@ -87,16 +87,6 @@ fn quote(s: &str) -> String {
         None => s.to_owned(),
     }
 }
-
-/// The RSA signature algorithms, all of which an RSA key without `alg` accepts.
-const RSA_ALGORITHMS: [Algorithm; 6] = [
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-];
 
 /// Every algorithm, by its registered (case-sensitive) name.
 pub(super) const ALGORITHMS: [(&str, Algorithm); 12] = [

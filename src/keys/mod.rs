@@ -12,6 +12,35 @@ use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, EncodingKey};
 /// Longest `kid` that is looked up; longer ones are rejected unread.
 pub(crate) const MAX_KID_LEN: usize = 256;
 
+/// The RSA signature algorithms (PKCS#1 v1.5 and PSS), all of which an RSA
+/// key without `alg` accepts.
+pub(crate) const RSA_ALGORITHMS: [Algorithm; 6] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+];
+
+/// Every asymmetric signature algorithm jsonwebtoken supports: the RSA ones,
+/// ECDSA (ES256, ES384) and EdDSA. What a remote key accepts by default.
+#[cfg(feature = "remote-keys")]
+pub(crate) const ASYMMETRIC_ALGORITHMS: [Algorithm; 9] = {
+    let [rs256, rs384, rs512, ps256, ps384, ps512] = RSA_ALGORITHMS;
+    [
+        rs256,
+        rs384,
+        rs512,
+        ps256,
+        ps384,
+        ps512,
+        Algorithm::ES256,
+        Algorithm::ES384,
+        Algorithm::EdDSA,
+    ]
+};
+
 /// A configuration mistake found when the layer is built, never at request time.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -11,20 +11,7 @@ use super::fetch::{HttpFetch, HyperFetch};
 use super::source::{Config, Source};
 use super::url::{parse_url, UrlRefusal};
 use super::RemoteKeys;
-
-/// The signature algorithms a remote key may be used with by default: every
-/// asymmetric one jsonwebtoken supports.
-const ASYMMETRIC: [Algorithm; 9] = [
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::EdDSA,
-];
+use crate::keys::ASYMMETRIC_ALGORITHMS;
 
 const SYMMETRIC: [Algorithm; 3] = [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
 
@@ -287,7 +274,7 @@ impl RemoteKeysBuilder {
             None => Arc::new(HyperFetch::new()?),
         };
         let allowed = self.allowed.unwrap_or_else(|| {
-            let mut allowed = ASYMMETRIC.to_vec();
+            let mut allowed = ASYMMETRIC_ALGORITHMS.to_vec();
             if self.allow_symmetric {
                 allowed.extend(SYMMETRIC);
             }
