@@ -419,28 +419,22 @@ impl<C> Sessions<C> {
     /// When the store fails.
     pub async fn logout(&self, auth: &Authenticated<C>) -> Result<(), SessionError> {
         let store = self.store()?;
-        match (auth.session_id(), store.sessions()) {
-            // The ended session refuses every token of it, for good (a
-            // session the store does not know is refused too): no deny
-            // entry per logout, so a login/logout loop adds no keys.
-            (Some(sid), Some(sessions)) if !auth.is_remote() => {
-                sessions
-                    .end_session(
-                        auth.store_subject(),
-                        sid,
-                        SessionEnd::LoggedOut,
-                        self.markers(),
-                    )
-                    .await?;
-            }
-            // A remote issuer's session is not ours, and a store without
-            // sessions does not look `sid` up: deny the token itself.
-            _ => {
-                self.auth
-                    .revoke_token_id(auth.store_subject(), auth.token_id(), auth.registered.exp)
-                    .await?;
-            }
+        // A remote issuer's `sid` names its session, not one of ours.
+        if let (Some(sid), Some(sessions), false) =
+            (auth.session_id(), store.sessions(), auth.is_remote())
+        {
+            sessions
+                .end_session(
+                    auth.store_subject(),
+                    sid,
+                    SessionEnd::LoggedOut,
+                    self.markers(),
+                )
+                .await?;
         }
+        self.auth
+            .revoke_token_id(auth.store_subject(), auth.token_id(), auth.registered.exp)
+            .await?;
         Ok(())
     }
 

@@ -178,6 +178,31 @@ async fn logout_everywhere_revokes_tokens_issued_up_to_now(store: Arc<dyn Revoca
     assert_ok(&auth, &fresh).await;
 }
 
+/// Issue 12, bug 8: a login right after "log out everywhere", in the very
+/// same second, used to be refused for up to a second.
+async fn a_login_right_after_logout_everywhere_is_accepted(store: Arc<dyn RevocationStore>) {
+    let auth = auth(&store);
+    let s = auth.sessions();
+    let before = s.login("alice", "web", &claims()).await.unwrap();
+    // The mark and the next login in one second: start early in one.
+    sleep_into_the_next_second().await;
+    s.logout_all("alice").await.unwrap();
+    let after = s.login("alice", "web", &claims()).await.unwrap();
+    let stateless_same_second = s.issue("alice", &claims()).unwrap().token;
+    assert_ok(&auth, &after.access_token).await;
+    assert_ok(&auth, &after.access_token).await;
+    assert_revoked(&auth, &before.access_token, "logged_out_everywhere").await;
+    // A token without a session from the mark's second is still refused:
+    // its `iat` has whole seconds.
+    assert_revoked(&auth, &stateless_same_second, "logged_out_everywhere").await;
+    // The new session refreshes and keeps working.
+    let next = s
+        .refresh_with(&after.refresh_token, &claims())
+        .await
+        .unwrap();
+    assert_ok(&auth, &next.access_token).await;
+}
+
 async fn ban_rejects_tokens_and_unban_restores_them(store: Arc<dyn RevocationStore>) {
     let auth = auth(&store);
     let s = auth.sessions();
@@ -857,7 +882,7 @@ async fn huge_durations_never_panic_a_store(store: Arc<dyn RevocationStore>) {
         tower_jwt_auth::store::Verdict::Valid
     );
     store
-        .revoke_subject("bob", unix_now(), Some(max), max)
+        .revoke_subject("bob", unix_now_millis() + 5_000, Some(max), max)
         .await
         .unwrap();
     assert_ne!(
@@ -1035,6 +1060,7 @@ conformance!(
     deny_entries_expire_with_the_token,
     revoked_token_stays_revoked_through_the_leeway,
     logout_everywhere_revokes_tokens_issued_up_to_now,
+    a_login_right_after_logout_everywhere_is_accepted,
     ban_rejects_tokens_and_unban_restores_them,
     timed_ban_ends_by_itself,
     ban_ends_sessions_and_blocks_login,

@@ -168,7 +168,7 @@ async fn tokens_issued_at_or_before_the_not_before_mark_are_revoked() {
     let store = store(&server).await;
     let mark = now_secs();
     store
-        .revoke_subject("alice", mark, None, MARKERS)
+        .revoke_subject("alice", mark * 1000, None, MARKERS)
         .await
         .unwrap();
 
@@ -188,7 +188,7 @@ async fn tokens_issued_at_or_before_the_not_before_mark_are_revoked() {
 
     // A later call with a lower mark never lowers it.
     store
-        .revoke_subject("alice", mark - 100, None, MARKERS)
+        .revoke_subject("alice", (mark - 100) * 1000, None, MARKERS)
         .await
         .unwrap();
     assert_eq!(store.check(&at(Some(mark))).await.unwrap(), everywhere);
@@ -202,7 +202,12 @@ async fn a_not_before_mark_with_keep_for_lapses_by_itself() {
     let store = store(&server).await;
     let mark = now_secs();
     store
-        .revoke_subject("alice", mark, Some(Duration::from_millis(800)), MARKERS)
+        .revoke_subject(
+            "alice",
+            mark * 1000,
+            Some(Duration::from_millis(800)),
+            MARKERS,
+        )
         .await
         .unwrap();
     let old = CheckRequest {
@@ -215,11 +220,16 @@ async fn a_not_before_mark_with_keep_for_lapses_by_itself() {
     );
     // A longer keep wins over the shorter one.
     store
-        .revoke_subject("carol", mark, Some(Duration::from_millis(300)), MARKERS)
+        .revoke_subject(
+            "carol",
+            mark * 1000,
+            Some(Duration::from_millis(300)),
+            MARKERS,
+        )
         .await
         .unwrap();
     store
-        .revoke_subject("carol", mark, Some(Duration::from_secs(30)), MARKERS)
+        .revoke_subject("carol", mark * 1000, Some(Duration::from_secs(30)), MARKERS)
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -243,7 +253,7 @@ async fn the_ban_wins_over_the_deny_list_which_wins_over_the_not_before_mark() {
         ..req("alice", "t")
     };
     store
-        .revoke_subject("alice", now_secs(), None, MARKERS)
+        .revoke_subject("alice", now_secs() * 1000, None, MARKERS)
         .await
         .unwrap();
     store
@@ -430,7 +440,7 @@ async fn log_out_everywhere_ends_every_session_with_its_reason() {
         .await
         .unwrap();
     store
-        .revoke_subject("alice", now_secs() - 3600, None, MARKERS)
+        .revoke_subject("alice", (now_secs() - 3600) * 1000, None, MARKERS)
         .await
         .unwrap();
     assert!(live_ids(&store, "alice").await.is_empty());
@@ -783,7 +793,7 @@ async fn a_session_under_a_log_out_everywhere_never_gets_a_fresh_key() {
     warm_up_check_script(&store).await;
     let nbf = now_secs() + 100;
     store
-        .revoke_subject("alice", nbf, None, MARKERS)
+        .revoke_subject("alice", nbf * 1000, None, MARKERS)
         .await
         .unwrap();
     store
@@ -811,7 +821,7 @@ async fn a_session_under_a_log_out_everywhere_never_gets_a_fresh_key() {
     // An nbf before the session's creation second cannot touch its tokens.
     let past = now_secs() - 10;
     store
-        .revoke_subject("bob", past, None, MARKERS)
+        .revoke_subject("bob", past * 1000, None, MARKERS)
         .await
         .unwrap();
     store
@@ -996,7 +1006,7 @@ async fn revoking_writes_publish_an_event_on_the_events_channel() {
         .unwrap();
     assert_eq!(next().await, "session\nalice");
     store
-        .revoke_subject("alice", now_secs(), None, MARKERS)
+        .revoke_subject("alice", now_secs() * 1000, None, MARKERS)
         .await
         .unwrap();
     assert_eq!(next().await, "revoke\nalice");
@@ -1399,4 +1409,42 @@ async fn a_ban_of_duration_max_lasts_a_hundred_years() {
     assert!(until.abs_diff(now_secs() + hundred_years) <= 2, "{until}");
     let pttl: i64 = server.cmd(&["PTTL", "jwt:{alice}:ban"]);
     assert!(pttl > (hundred_years as i64 - 10) * 1000, "PTTL {pttl}");
+}
+
+#[tokio::test]
+async fn a_not_before_mark_kept_in_seconds_by_an_older_version_still_holds() {
+    // Marks used to be unix seconds; they are milliseconds now. An old mark
+    // must keep revoking its whole second, and a new one must never be
+    // lowered by it.
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    // A second ahead, so that the session below is created within it.
+    let mark = now_secs() + 1;
+    let _: () = server.cmd(&["SET", "jwt:{dave}:nbf", &mark.to_string()]);
+    let at = |iat: u64| CheckRequest {
+        issued_at: Some(iat),
+        ..req("dave", "t")
+    };
+    let everywhere = revoked(RevocationReason::LoggedOutEverywhere);
+    assert_eq!(store.check(&at(mark)).await.unwrap(), everywhere);
+    assert_eq!(store.check(&at(mark + 1)).await.unwrap(), Verdict::Valid);
+    // A session created within that second is refused too (the old mark
+    // counts to the last millisecond of its second).
+    store
+        .create_session(session("dave", "s1", "web"))
+        .await
+        .unwrap();
+    let session_check = CheckRequest {
+        issued_at: Some(mark),
+        ..sreq("dave", "s1")
+    };
+    assert_eq!(store.check(&session_check).await.unwrap(), everywhere);
+    // A new mark an hour earlier does not lower the old one.
+    store
+        .revoke_subject("dave", (mark - 3600) * 1000, None, MARKERS)
+        .await
+        .unwrap();
+    assert_eq!(store.check(&at(mark)).await.unwrap(), everywhere);
+    let kept: String = server.cmd(&["GET", "jwt:{dave}:nbf"]);
+    assert_eq!(kept, format!("{mark}999"));
 }

@@ -136,6 +136,9 @@ async fn a_real_providers_token_passes_beside_our_own_and_subjects_stay_per_issu
 async fn an_unknown_issuer_is_a_401_without_any_fetch() {
     let provider = tokio::task::block_in_place(OidcProvider::start);
     let auth = layer(&provider, Duration::from_secs(30));
+    // The keys' first fetch (started when they were built) is done.
+    let good = tokio::task::block_in_place(|| provider.token("read"));
+    assert_eq!(call(&auth, &good).await.0, StatusCode::OK);
     let before = tokio::task::block_in_place(|| provider.stats());
     let res = claims_of(&auth, &forged("k", "https://unknown.example"))
         .await

@@ -39,14 +39,19 @@ impl<C> JwtAuth<C> {
     }
 
     /// Log out everywhere: every token of `subject` issued up to now (same
-    /// second included) is rejected, and all its sessions end.
+    /// second included) is rejected, and all its sessions end. A login
+    /// right after it, even within the same second, is not affected: its
+    /// session is younger than the mark (kept in milliseconds). A token
+    /// without a session issued within the mark's second is refused (an
+    /// `iat` has whole seconds): for tokens of a remote issuer, and for
+    /// [`Sessions::issue`](crate::Sessions::issue), that second is the limit.
     ///
     /// # Errors
     ///
     /// When the store fails or none is set.
     pub async fn revoke_subject(&self, subject: &str) -> Result<(), StoreError> {
         let store = self.require_store()?;
-        let now = crate::util::unix_millis() / 1000;
+        let now = crate::util::unix_millis();
         store
             .revoke_subject(
                 subject,

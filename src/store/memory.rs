@@ -136,9 +136,17 @@ impl MemoryStore {
         if matches!(subject.deny.get(&*req.token_id), Some(until) if *until > now) {
             return Verdict::Revoked(RevocationReason::TokenRevoked);
         }
-        if let Some((mark, keep)) = subject.not_before {
+        if let Some((mark_ms, keep)) = subject.not_before {
             let alive = keep.is_none_or(|until| until > now);
-            if alive && req.issued_at.is_none_or(|iat| iat <= mark) {
+            let issued_before = req.issued_at.is_none_or(|iat| iat <= mark_ms / 1000);
+            // A session created after the mark (in ms) had all its tokens
+            // issued after it, even within the mark's second.
+            let session_after = req
+                .session_id
+                .as_deref()
+                .and_then(|sid| subject.sessions.get(sid))
+                .is_some_and(|session| session.created_at > mark_ms);
+            if alive && issued_before && !session_after {
                 return Verdict::Revoked(RevocationReason::LoggedOutEverywhere);
             }
         }

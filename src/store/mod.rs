@@ -181,8 +181,11 @@ pub trait RevocationStore: Any + fmt::Debug + Send + Sync {
         ttl: Duration,
     ) -> StoreFuture<'a, ()>;
 
-    /// "Log out everywhere": every token of `subject` with `iat <= not_before`
-    /// (unix seconds) is revoked, and (in a store with sessions) every live
+    /// "Log out everywhere": `not_before` is the mark in unix milliseconds.
+    /// Every token of `subject` whose `iat` second is at or before the mark's
+    /// second is revoked (a token without `iat` too), except a session's
+    /// token whose session was created after the mark: it was issued after
+    /// it, even within the same second. And (in a store with sessions) every live
     /// session of the subject ends with [`SessionEnd::LoggedOutEverywhere`],
     /// its marker kept for `markers`. The mark is kept for `keep_for`
     /// (`None`: for ever); a later call never lowers an existing mark.

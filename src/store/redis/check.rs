@@ -270,11 +270,22 @@ pub(super) fn parse_mget_check(
     match present(2).map(value_int) {
         None => Ok(Some(Verdict::Valid)),
         Some(None) => Ok(None),
-        // iat at or below nbf is revoked; so is a token without iat.
-        Some(Some(nbf)) if issued_at.is_none_or(|iat| i128::from(iat) <= i128::from(nbf)) => {
+        // iat at or below the mark's second is revoked; so is a token
+        // without iat. The mark is in ms (below 1e11: an older one in seconds).
+        Some(Some(nbf)) if issued_at.is_none_or(|iat| i128::from(iat) <= mark_secs(nbf)) => {
             revoked(RevocationReason::LoggedOutEverywhere)
         }
         Some(Some(_)) => Ok(Some(Verdict::Valid)),
+    }
+}
+
+/// The second of a "log out everywhere" mark kept in ms (a value below 1e11
+/// is an older mark in seconds).
+fn mark_secs(nbf: i64) -> i128 {
+    if nbf < 100_000_000_000 {
+        i128::from(nbf)
+    } else {
+        i128::from(nbf / 1000)
     }
 }
 
@@ -321,6 +332,13 @@ mod tests {
         assert_eq!(decide(&nbf, Some(100)), revoked(LoggedOutEverywhere));
         assert_eq!(decide(&nbf, None), revoked(LoggedOutEverywhere));
         assert_eq!(decide(&nbf, Some(101)), Some(Verdict::Valid));
+        // A mark in ms revokes its whole second.
+        let nbf_ms = [None, None, Some("1796500000123")];
+        assert_eq!(
+            decide(&nbf_ms, Some(1_796_500_000)),
+            revoked(LoggedOutEverywhere)
+        );
+        assert_eq!(decide(&nbf_ms, Some(1_796_500_001)), Some(Verdict::Valid));
         assert_eq!(decide(&[None, None, None], None), Some(Verdict::Valid));
         // A value this code did not write goes to the script.
         assert_eq!(decide(&[None, None, Some("soon")], Some(1)), None);

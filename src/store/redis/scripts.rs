@@ -125,9 +125,15 @@ end
 /// looks revoked (the script then tells the exact reason, in the order ban,
 /// deny, nbf, session).
 ///
+/// `nbf` is the "log out everywhere" mark in unix milliseconds (a value
+/// below 1e11 is an older mark in seconds: its whole second counts). A
+/// token whose `iat` second is at or before the mark's is revoked, except
+/// a session's token whose session was created after the mark (in ms): it
+/// was issued after the mark, even within the same second.
+///
 /// It sets `fresh` of a live session until its next touch is due, unless an
-/// `nbf` at or after the session's creation second is in force (tokens of
-/// that session may then be revoked by it, which only this script checks).
+/// `nbf` at or after the session's creation is in force (tokens of that
+/// session may then be revoked by it, which only this script checks).
 /// A ban or a log-out-everywhere ends every session, so `fresh` needs no
 /// other check of them. It stands alone (no [`PRELUDE`]: defining its
 /// functions costs Redis more than the check itself); its session rules are
@@ -138,11 +144,18 @@ pub(super) const CHECK: &str = r#"
 local v = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3])
 if v[1] then return {1, tonumber(v[1]) or -1} end
 if v[2] then return {2} end
-if v[3] and (ARGV[1] == '' or tonumber(ARGV[1]) <= tonumber(v[3])) then return {3} end
-if #KEYS < 7 then return {0} end
+local nbf = tonumber(v[3])
+if nbf and nbf < 1e11 then nbf = nbf * 1000 + 999 end
+local marked = nbf and (ARGV[1] == '' or tonumber(ARGV[1]) <= math.floor(nbf / 1000))
+if #KEYS < 7 then
+  if marked then return {3} end
+  return {0}
+end
+local h = redis.call('HMGET', KEYS[5], 'last', 'abs', 'idle', 'created')
+local created = tonumber(h[4]) or 0
+if marked and (not h[1] or created <= nbf) then return {3} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local h = redis.call('HMGET', KEYS[5], 'last', 'abs', 'idle', 'created')
 local why
 if h[1] then
   local last, abs, idle = tonumber(h[1]), tonumber(h[2]), tonumber(h[3])
@@ -160,7 +173,7 @@ if h[1] then
     end
     local deadline = math.min(last + idle, abs)
     local fresh = math.min(last + touch, deadline) - now
-    if fresh > 0 and (not v[3] or tonumber(v[3]) < math.floor((tonumber(h[4]) or 0) / 1000)) then
+    if fresh > 0 and (not nbf or nbf < created) then
       redis.call('SET', KEYS[7], '1', 'PX', string.format('%.0f', fresh))
     end
     return {0, deadline - now}
@@ -202,14 +215,18 @@ publish(ARGV[2], 'deny', ARGV[3])
 return 1
 "#;
 
-/// KEYS: nbf, sessions; ARGV: base, not_before secs, keep ms ('' = for ever),
-/// markers ms, channel, subject. Reply: number of sessions ended.
+/// KEYS: nbf, sessions; ARGV: base, not_before ms, keep ms ('' = for ever),
+/// markers ms, channel, subject. Reply: number of sessions ended. The mark
+/// is kept in unix milliseconds; an older mark in seconds (below 1e11) is
+/// read as the last millisecond of its second.
 pub(super) const REVOKE: &str = r#"
 local old = redis.call('GET', KEYS[1])
 local mark = ARGV[2]
 local px = nil
 if old then
-  if tonumber(old) > tonumber(ARGV[2]) then mark = old end
+  local was = tonumber(old) or 0
+  if was < 1e11 then was = was * 1000 + 999 end
+  if was > tonumber(ARGV[2]) then mark = num(was) end
   local ttl = redis.call('PTTL', KEYS[1])
   if ARGV[3] ~= '' and ttl >= 0 then px = math.max(ttl, tonumber(ARGV[3])) end
 elseif ARGV[3] ~= '' then
