@@ -241,7 +241,7 @@ async fn tokens_signatures_and_secrets_never_appear_in_logs_debug_output_or_resp
         let (parts, body) = res.into_parts();
         let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
         let body = String::from_utf8_lossy(&body).into_owned();
-        assert!(body.contains("Is `JwtAuth` applied to this route?"));
+        assert!(body.contains("applied to this route?"), "{body}");
         transcript.push_str(&response_text(&Response::from_parts(parts, ()), &body));
     }
 
@@ -265,7 +265,7 @@ async fn tokens_signatures_and_secrets_never_appear_in_logs_debug_output_or_resp
     );
     #[cfg(feature = "axum")]
     assert!(
-        logs.contains("Is `JwtAuth` applied to this route?"),
+        logs.contains("applied to this route?"),
         "{logs}"
     );
     assert_clean("the logs", &logs, &secrets);
