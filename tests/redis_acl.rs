@@ -16,8 +16,9 @@ use tower_jwt_auth::{JwtAuth, Keys, RedisStore};
 
 /// The ACL rule documented in README.md ("Redis in production").
 const ACL_RULE: &str = "on >s3cret-acl-password ~jwt:* &jwt:events -@all \
-    +evalsha +eval +script|load +get +mget +exists +set +getdel +del +hmget +hset \
-    +pexpire +pttl +zadd +zrange +zrem +zscore +time +publish +subscribe \
+    +evalsha +eval +script|load +get +mget +exists +set +getdel +del +hget +hmget +hset +hdel \
+    +pexpire +pttl +zadd +zrange +zrem +zscore +zcard +zremrangebyscore +zremrangebyrank \
+    +time +publish +subscribe \
     +ping +info +hello";
 
 async fn status(auth: &JwtAuth<serde_json::Value>, token: &str) -> StatusCode {
