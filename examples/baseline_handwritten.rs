@@ -20,8 +20,12 @@
 //!
 //! Tokens: `POST /login` on the quickstart (same secret, issuer and audience).
 
+#[path = "support/serve.rs"]
+mod serve;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Extension, Request, State};
@@ -157,10 +161,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "baseline_handwritten listening on http://{} ({mode})",
         listener.local_addr()?
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    // The quickstart's server (header-read timeout, connection cap), so that
+    // a load test compares the middleware, not two servers.
+    serve::serve(listener, app, Duration::from_secs(10), 1024, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await;
     Ok(())
 }

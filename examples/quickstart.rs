@@ -30,21 +30,21 @@
 //! | `JWKS_MAX_AGE_SECS` | `600` | how long a key set is fresh; a `Cache-Control: max-age` from the provider overrides it, down to 1 s |
 //! | `JWKS_TIMEOUT_MS` | `5000` | timeout of one fetch (discovery or key set) |
 
+#[path = "support/serve.rs"]
+mod serve;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum::{Extension, Json, Router};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
+use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tower::Layer;
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_governor::{GovernorError, GovernorLayer};
 use tower_jwt_auth::{
@@ -501,55 +501,6 @@ fn app(auth: JwtAuth<DemoClaims>, stateful: bool, rate: (f64, u32)) -> Router {
         .with_state(state)
 }
 
-/// Serve HTTP/1.1 with hyper directly: `axum::serve` has no header-read
-/// timeout, so a client that never finishes its request head would hold its
-/// connection for ever. Each connection knows its peer (`ConnectInfo`, for the
-/// rate limit); at most `max_connections` are open at once.
-async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    header_read_timeout: Duration,
-    max_connections: usize,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(
-        max_connections.clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
-    ));
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
-            () = &mut shutdown => break,
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait, do not spin.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let service = TowerToHyperService::new(Extension(ConnectInfo(peer)).layer(app.clone()));
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
-            }
-            drop(slot);
-        });
-    }
-    // Let requests in flight finish, for a while.
-    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
-}
-
 /// The identity providers of `OIDC_ISSUERS`, each found by discovery; their
 /// keys are fetched on first use (the server starts while they are down).
 #[cfg(feature = "remote-keys")]
@@ -650,7 +601,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let header_read_timeout = Duration::from_secs(env_u64("HEADER_READ_TIMEOUT_SECS", 10).max(1));
     let max_connections = usize::try_from(env_u64("MAX_CONNECTIONS", 1024)).unwrap_or(usize::MAX);
-    serve(
+    serve::serve(
         listener,
         app(auth, stateful, rate),
         header_read_timeout,
