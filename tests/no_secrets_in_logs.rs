@@ -264,10 +264,7 @@ async fn tokens_signatures_and_secrets_never_appear_in_logs_debug_output_or_resp
         "TRACE/DEBUG events are captured: {logs}"
     );
     #[cfg(feature = "axum")]
-    assert!(
-        logs.contains("applied to this route?"),
-        "{logs}"
-    );
+    assert!(logs.contains("applied to this route?"), "{logs}");
     assert_clean("the logs", &logs, &secrets);
 
     assert_clean("the responses", &transcript, &secrets);

@@ -139,13 +139,14 @@ impl MemoryStore {
         if let Some((mark_ms, keep)) = subject.not_before {
             let alive = keep.is_none_or(|until| until > now);
             let issued_before = req.issued_at.is_none_or(|iat| iat <= mark_ms / 1000);
-            // A session created after the mark (in ms) had all its tokens
-            // issued after it, even within the mark's second.
+            // A live session created at or after the mark (in ms) had all
+            // its tokens issued after it, even within the mark's second:
+            // every session that was live when the mark was set was ended.
             let session_after = req
                 .session_id
                 .as_deref()
                 .and_then(|sid| subject.sessions.get(sid))
-                .is_some_and(|session| session.created_at > mark_ms);
+                .is_some_and(|session| session.created_at >= mark_ms);
             if alive && issued_before && !session_after {
                 return Verdict::Revoked(RevocationReason::LoggedOutEverywhere);
             }

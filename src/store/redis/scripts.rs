@@ -128,8 +128,9 @@ end
 /// `nbf` is the "log out everywhere" mark in unix milliseconds (a value
 /// below 1e11 is an older mark in seconds: its whole second counts). A
 /// token whose `iat` second is at or before the mark's is revoked, except
-/// a session's token whose session was created after the mark (in ms): it
-/// was issued after the mark, even within the same second.
+/// a session's token whose live session was created at or after the mark
+/// (in ms): every session live when the mark was set was ended then, so its
+/// tokens were issued after the mark, even within the same second.
 ///
 /// It sets `fresh` of a live session until its next touch is due, unless an
 /// `nbf` at or after the session's creation is in force (tokens of that
@@ -153,7 +154,7 @@ if #KEYS < 7 then
 end
 local h = redis.call('HMGET', KEYS[5], 'last', 'abs', 'idle', 'created')
 local created = tonumber(h[4]) or 0
-if marked and (not h[1] or created <= nbf) then return {3} end
+if marked and (not h[1] or created < nbf) then return {3} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local why
@@ -173,7 +174,7 @@ if h[1] then
     end
     local deadline = math.min(last + idle, abs)
     local fresh = math.min(last + touch, deadline) - now
-    if fresh > 0 and (not nbf or nbf < created) then
+    if fresh > 0 and (not nbf or nbf <= created) then
       redis.call('SET', KEYS[7], '1', 'PX', string.format('%.0f', fresh))
     end
     return {0, deadline - now}
