@@ -5,19 +5,15 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use common::jwks_server::JwksServer;
-use common::layer::call;
+use common::layer::{call, claims_of};
 use common::oidc::{OidcProvider, AUDIENCE, OTHER_AUDIENCE};
-use http::{Request, Response, StatusCode};
+use http::{Response, StatusCode};
 use serde_json::{json, Value};
-use tower::ServiceExt;
-use tower_jwt_auth::{
-    AuthError, Authenticated, ErrorKind, JwtAuth, Keys, MemoryStore, RemoteIssuer, RemoteKeys,
-};
+use tower_jwt_auth::{AuthError, ErrorKind, JwtAuth, Keys, MemoryStore, RemoteIssuer, RemoteKeys};
 
 const SECRET: &[u8] = b"remote-issuers-local-secret-0123456789";
 
@@ -36,36 +32,6 @@ fn layer(provider: &OidcProvider, cooldown: Duration) -> JwtAuth<Value> {
                 .audience(AUDIENCE)
                 .token_type("at+jwt"),
         )
-}
-
-/// The claims the layer put into the request, or the rejection.
-async fn claims_of(
-    auth: &JwtAuth<Value>,
-    token: &str,
-) -> Result<Authenticated<Value>, Response<String>> {
-    let seen = Arc::new(std::sync::Mutex::new(None));
-    let inner_seen = seen.clone();
-    let res = tower::ServiceBuilder::new()
-        .layer(auth.clone())
-        .service(tower::service_fn(move |req: Request<String>| {
-            let seen = inner_seen.clone();
-            async move {
-                *seen.lock().unwrap() = req.extensions().get::<Authenticated<Value>>().cloned();
-                Ok::<_, std::convert::Infallible>(Response::new(String::new()))
-            }
-        }))
-        .oneshot(
-            Request::get("/")
-                .header("authorization", format!("Bearer {token}"))
-                .body(String::new())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    match res.status() {
-        StatusCode::OK => Ok(seen.lock().unwrap().take().unwrap()),
-        _ => Err(res),
-    }
 }
 
 fn kind(res: &Response<String>) -> ErrorKind {

@@ -1,5 +1,6 @@
 //! Driving a `JwtAuth` layer in tests: one request over a no-op inner service.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::{Request, Response, StatusCode};
@@ -12,19 +13,27 @@ pub const OK: (StatusCode, Option<&str>) = (StatusCode::OK, None);
 /// A request rejected because its token was revoked.
 pub const REVOKED: (StatusCode, Option<&str>) = (StatusCode::UNAUTHORIZED, Some("token_revoked"));
 
-/// Send one request with `token` through the layer: the status and the
-/// revocation reason, if any. The inner service asserts that every request
-/// the layer lets through carries its claims.
-pub async fn call<C>(auth: &JwtAuth<C>, token: &str) -> (StatusCode, Option<&'static str>)
+/// Send one request with `token` through the layer over a no-op inner
+/// service: the claims the layer put into the request, or the rejection.
+pub async fn claims_of<C>(
+    auth: &JwtAuth<C>,
+    token: &str,
+) -> Result<Authenticated<C>, Response<String>>
 where
     C: DeserializeOwned + Clone + Send + Sync + 'static,
 {
+    let seen = Arc::new(Mutex::new(None));
+    let inner_seen = seen.clone();
     let res = tower::ServiceBuilder::new()
         .layer(auth.clone())
-        .service(tower::service_fn(|req: Request<String>| async move {
-            let claims = req.extensions().get::<Authenticated<C>>().is_some();
-            assert!(claims, "inner service reached without claims");
-            Ok::<_, std::convert::Infallible>(Response::new(String::new()))
+        .service(tower::service_fn(move |req: Request<String>| {
+            let seen = inner_seen.clone();
+            async move {
+                let claims = req.extensions().get::<Authenticated<C>>().cloned();
+                assert!(claims.is_some(), "inner service reached without claims");
+                *seen.lock().unwrap() = claims;
+                Ok::<_, std::convert::Infallible>(Response::new(String::new()))
+            }
         }))
         .oneshot(
             Request::get("/")
@@ -34,8 +43,25 @@ where
         )
         .await
         .unwrap();
-    let reason = res.extensions().get::<AuthError>().and_then(|e| e.reason());
-    (res.status(), reason)
+    match res.status() {
+        StatusCode::OK => Ok(seen.lock().unwrap().take().expect("claims seen")),
+        _ => Err(res),
+    }
+}
+
+/// Send one request with `token` through the layer: the status and the
+/// revocation reason, if any.
+pub async fn call<C>(auth: &JwtAuth<C>, token: &str) -> (StatusCode, Option<&'static str>)
+where
+    C: DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    match claims_of(auth, token).await {
+        Ok(_) => (StatusCode::OK, None),
+        Err(res) => {
+            let reason = res.extensions().get::<AuthError>().and_then(|e| e.reason());
+            (res.status(), reason)
+        }
+    }
 }
 
 /// A stateless token for `subject` with no extra claims.
