@@ -197,6 +197,14 @@ impl Config {
         Ok(Minted { token, jti })
     }
 
+    /// The request's token, from the configured sources (size-checked).
+    pub(super) fn token_in<'h>(
+        &self,
+        headers: &'h http::HeaderMap,
+    ) -> Result<Option<&'h str>, AuthError> {
+        crate::source::extract(headers, &self.sources, self.rules.max_token_len)
+    }
+
     /// Whether tokens can be signed.
     pub(crate) fn can_sign(&self) -> bool {
         self.keys.can_sign()

@@ -177,10 +177,7 @@ impl Config {
         let mut auth =
             crate::verify::verify::<C>(token, keys, &issuer.rules, self.store.is_some())?;
         auth.remote_subject = Some(issuer.store_subject(auth.subject()));
-        if let Some(validator) = validator {
-            validator(&auth)?;
-        }
-        Ok(auth)
+        super::service::validated(auth, validator)
     }
 }
 

@@ -413,10 +413,7 @@ impl<C: DeserializeOwned> JwtAuth<C> {
     /// The [`AuthError`] a request with this token would get.
     pub fn verify(&self, token: &str) -> Result<Authenticated<C>, AuthError> {
         let auth = crate::verify::verify(token, &self.config.keys, &self.config.rules, true)?;
-        if let Some(validator) = &self.validator {
-            validator(&auth)?;
-        }
-        Ok(auth)
+        service::validated(auth, self.validator.as_ref())
     }
 }
 

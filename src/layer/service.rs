@@ -129,16 +129,11 @@ pub(super) fn authenticate<C: DeserializeOwned>(
     validator: Option<&Validator<C>>,
     headers: &HeaderMap,
 ) -> Result<Authn<C>, AuthError> {
-    let token = match crate::source::extract(headers, &config.sources, config.rules.max_token_len)?
-    {
-        Some(token) => token,
-        None if config.optional => return Ok(Authn::Anonymous),
-        None => {
-            return Err(AuthError::new(
-                crate::ErrorKind::MissingToken,
-                "no bearer token",
-            ))
-        }
+    let Some(token) = config.token_in(headers)? else {
+        return match config.optional {
+            true => Ok(Authn::Anonymous),
+            false => Err(missing_token()),
+        };
     };
     #[cfg(feature = "remote-keys")]
     if !config.remote.is_empty() {
@@ -160,10 +155,23 @@ pub(super) fn authenticate<C: DeserializeOwned>(
     }
     let need_token_id = config.store.is_some();
     let auth = crate::verify::verify::<C>(token, &config.keys, &config.rules, need_token_id)?;
-    if let Some(validator) = validator {
-        validator(&auth)?;
+    validated(auth, validator).map(Authn::Verified)
+}
+
+/// `auth`, once the application's own validation (if any) accepts it.
+pub(super) fn validated<C>(
+    auth: Authenticated<C>,
+    validator: Option<&Validator<C>>,
+) -> Result<Authenticated<C>, AuthError> {
+    match validator {
+        Some(validator) => validator(&auth).map(|()| auth),
+        None => Ok(auth),
     }
-    Ok(Authn::Verified(auth))
+}
+
+/// The 401 for a request without a token, where one is needed.
+fn missing_token() -> AuthError {
+    AuthError::new(crate::ErrorKind::MissingToken, "no bearer token")
 }
 
 /// What happens to a verified token.
@@ -211,14 +219,7 @@ where
             move |req: &mut Request<B>, keys: Result<Arc<Keys>, AuthError>| {
                 let config = &auth.config;
                 let verified = keys.and_then(|keys| {
-                    let token = crate::source::extract(
-                        req.headers(),
-                        &config.sources,
-                        config.rules.max_token_len,
-                    )?
-                    .ok_or_else(|| {
-                        AuthError::new(crate::ErrorKind::MissingToken, "no bearer token")
-                    })?;
+                    let token = config.token_in(req.headers())?.ok_or_else(missing_token)?;
                     config.verify_remote(index, &keys, token, auth.validator.as_ref())
                 });
                 match verified {

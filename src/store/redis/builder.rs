@@ -457,6 +457,7 @@ pub(super) fn validate_prefix(prefix: &str) -> Result<(), StoreError> {
 mod tests {
     #[cfg(feature = "redis-sentinel")]
     use super::sentinel_url;
+    #[cfg(any(feature = "redis-cluster", feature = "redis-sentinel"))]
     use super::RedisStoreBuilder;
     use crate::store::RedisStore;
 
