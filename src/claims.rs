@@ -199,6 +199,15 @@ impl Audience<'_> {
         }
     }
 
+    /// The whitespace-separated words of every string (for `scope`/`scp`).
+    fn words(&self) -> impl Iterator<Item = &str> {
+        let list = match self {
+            Audience::One(a) => std::slice::from_ref(a),
+            Audience::Many(list) => list.as_slice(),
+        };
+        list.iter().flat_map(|s| s.split_whitespace())
+    }
+
     fn into_vec(self) -> Vec<String> {
         match self {
             Audience::One(a) => vec![a.into_owned()],
@@ -220,10 +229,10 @@ impl RawRegistered<'_> {
             aud: self.aud.map(Audience::into_vec).unwrap_or_default(),
             scope: self
                 .scope
-                .into_iter()
-                .chain(self.scp)
-                .flat_map(Audience::into_vec)
-                .flat_map(|s| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+                .iter()
+                .chain(&self.scp)
+                .flat_map(Audience::words)
+                .map(str::to_owned)
                 .collect(),
             client_id: self.client_id.map(Cow::into_owned),
         }
