@@ -664,6 +664,48 @@ async fn one_time_tokens_are_consumed_exactly_once(store: Arc<dyn RevocationStor
         .is_err());
 }
 
+/// `first_use`: the replay cache of DPoP proofs and logout tokens. One
+/// winner among concurrent callers, scopes apart, forgotten after the ttl,
+/// and a hostile id (huge, odd bytes) is just another id.
+async fn single_use_ids_are_first_used_exactly_once(store: Arc<dyn RevocationStore>) {
+    let minute = Duration::from_secs(60);
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.first_use("dpop", "jti-1", minute).await.unwrap()
+        }));
+    }
+    let mut firsts = 0;
+    for t in tasks {
+        firsts += usize::from(t.await.unwrap());
+    }
+    assert_eq!(firsts, 1);
+    assert!(!store.first_use("dpop", "jti-1", minute).await.unwrap());
+    assert!(store.first_use("logout", "jti-1", minute).await.unwrap());
+    let hostile = format!("{}\0{{x}}:\r\n", "j".repeat(100_000));
+    assert!(store.first_use("dpop", &hostile, minute).await.unwrap());
+    assert!(!store.first_use("dpop", &hostile, minute).await.unwrap());
+    // A zero ttl is kept for at least a moment, never an error.
+    store
+        .first_use("dpop", "zero", Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(store
+        .first_use("dpop", "short", Duration::from_millis(200))
+        .await
+        .unwrap());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(store
+        .first_use("dpop", "short", Duration::from_millis(200))
+        .await
+        .unwrap());
+    assert!(store
+        .first_use("dpop", "huge", Duration::MAX)
+        .await
+        .unwrap());
+}
+
 async fn session_ids_are_unique_and_listed_with_their_device(store: Arc<dyn RevocationStore>) {
     let auth = auth(&store);
     let s = auth.sessions();
@@ -1079,6 +1121,7 @@ conformance!(
     refresh_rotates_and_reuse_ends_the_session,
     two_concurrent_refreshes_of_one_token_have_one_winner,
     one_time_tokens_are_consumed_exactly_once,
+    single_use_ids_are_first_used_exactly_once,
     session_ids_are_unique_and_listed_with_their_device,
     a_forged_old_generation_ends_nothing_and_the_real_one_does,
     reuse_is_detected_within_the_window_of_earlier_generations,

@@ -11,12 +11,12 @@ use tokio::time::Instant;
 use super::memory_state::{after, kept_hash, Ban, Session, State, Subject};
 use super::{
     capped_millis, CheckRequest, CreateOutcome, LimitPolicy, NewSession, RevocationReason,
-    RevocationStore, RotateOutcome, Rotation, SessionEnd, SessionInfo, SessionStore, StoreFuture,
-    Verdict, REFRESH_REUSE_WINDOW,
+    RevocationStore, RotateOutcome, Rotation, SessionEnd, SessionInfo, SessionStore, StoreError,
+    StoreFuture, Verdict, MEMORY_SINGLE_USE_CAP, REFRESH_REUSE_WINDOW,
 };
 #[cfg(doc)]
 use super::{ENDED_MARKERS_PER_SUBJECT, MAX_KEEP};
-use crate::util::{constant_time_eq, unix_millis};
+use crate::util::{constant_time_eq, sha256_hex, unix_millis};
 
 /// How many writes between two sweeps of expired entries.
 const SWEEP_EVERY: u32 = 1024;
@@ -68,6 +68,7 @@ impl MemoryStore {
     pub fn len(&self) -> usize {
         let state = self.lock();
         state.one_time.len()
+            + state.used.len()
             + state
                 .subjects
                 .values()
@@ -99,6 +100,7 @@ impl MemoryStore {
             !subject.is_empty(now)
         });
         state.one_time.retain(|_, (_, until)| *until > now);
+        state.used.retain(|_, until| *until > now);
         state.writes = 0;
     }
 
@@ -244,6 +246,35 @@ impl RevocationStore for MemoryStore {
 
     fn sessions(&self) -> Option<&dyn SessionStore> {
         Some(self)
+    }
+
+    fn first_use<'a>(
+        &'a self,
+        scope: &'a str,
+        id: &'a str,
+        ttl: Duration,
+    ) -> StoreFuture<'a, bool> {
+        let key = (scope.to_owned(), sha256_hex(id.as_bytes()));
+        let mut state = self.lock();
+        state.writes += 1;
+        if state.writes >= SWEEP_EVERY {
+            Self::sweep_locked(&mut state);
+        }
+        let now = Instant::now();
+        if state.used.get(&key).is_some_and(|until| *until > now) {
+            return ready(false);
+        }
+        // Full of live ids: refuse (the caller answers 503) rather than
+        // forget one; the periodic sweep above frees the expired ones.
+        if state.used.len() >= MEMORY_SINGLE_USE_CAP && !state.used.contains_key(&key) {
+            return Box::pin(async {
+                Err(StoreError::Unavailable(
+                    "single-use id cache is full".into(),
+                ))
+            });
+        }
+        state.used.insert(key, after(now, ttl));
+        ready(true)
     }
 }
 

@@ -16,6 +16,8 @@ use crate::util::unix_millis;
 pub(super) struct State {
     pub(super) subjects: HashMap<String, Subject>,
     pub(super) one_time: HashMap<(String, String), (String, Instant)>,
+    /// Single-use ids by (scope, SHA-256 of the id): kept until.
+    pub(super) used: HashMap<(String, String), Instant>,
     pub(super) writes: u32,
 }
 

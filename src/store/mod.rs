@@ -75,6 +75,12 @@ pub const ENDED_MARKERS_PER_SUBJECT: usize = 64;
 /// capped to it.
 pub const MAX_KEEP: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
+/// How many single-use ids ([`RevocationStore::first_use`]) a
+/// [`MemoryStore`] keeps at most (their hashes, about 100 bytes each: some
+/// 100 MB at the cap); beyond it, once the expired ones are swept, a new id
+/// is refused with an error rather than an old one forgotten.
+pub const MEMORY_SINGLE_USE_CAP: usize = 1 << 20;
+
 /// How many hex characters of a refresh secret's SHA-256 are kept for an
 /// earlier generation (128 bits).
 pub(crate) const KEPT_HASH_HEX: usize = 32;
@@ -213,6 +219,25 @@ pub trait RevocationStore: Any + fmt::Debug + Send + Sync {
     /// The store's sessions, when it keeps them (the default: it does not).
     fn sessions(&self) -> Option<&dyn SessionStore> {
         None
+    }
+
+    /// Remember the single-use `id` (a DPoP proof's or a logout token's
+    /// `jti`) under `scope` for `ttl`: `true` the first time it is seen,
+    /// `false` for a replay, on every instance that shares the store.
+    ///
+    /// `id` comes from the client: a store keeps a fixed-size hash of it,
+    /// never the id itself, and must stay bounded under a flood of fresh
+    /// ids (refusing with an error rather than forgetting one early: a
+    /// forgotten id is a replay let through). The default answers
+    /// [`StoreError::Unsupported`], so a feature that needs it fails closed.
+    fn first_use<'a>(
+        &'a self,
+        scope: &'a str,
+        id: &'a str,
+        ttl: Duration,
+    ) -> StoreFuture<'a, bool> {
+        let _ = (scope, id, ttl);
+        Box::pin(async { Err(StoreError::Unsupported("single-use ids (first_use)")) })
     }
 }
 
@@ -380,6 +405,9 @@ pub enum StoreError {
     /// The per-check deadline passed.
     #[error("revocation store did not answer within {0:?}")]
     Timeout(Duration),
+    /// The store does not offer this operation.
+    #[error("the revocation store does not support {0}")]
+    Unsupported(&'static str),
 }
 
 impl StoreError {

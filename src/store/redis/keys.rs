@@ -226,6 +226,13 @@ pub(super) fn one_time_key(prefix: &str, purpose: &str, token_hash: &str) -> Str
     )
 }
 
+/// `<prefix>:used:<enc scope>:<id hash>`: a single-use id
+/// ([`first_use`](crate::RevocationStore::first_use)); no hash tag, never
+/// starts like a subject key.
+pub(super) fn used_key(prefix: &str, scope: &str, id_hash: &str) -> String {
+    format!("{prefix}:used:{}:{id_hash}", encode_key_part(scope))
+}
+
 /// `d` in whole milliseconds (rounded up), capped at [`MAX_MS`].
 pub(super) fn millis(d: Duration) -> u64 {
     crate::store::capped_millis(d).min(MAX_MS)

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use redis::Value;
 
-use super::keys::{encode_key_part, millis, one_time_key, KeyKind};
+use super::keys::{encode_key_part, millis, one_time_key, used_key, KeyKind};
 use super::lua::{
     Invocation, BAN_SCRIPT, CREATE_SCRIPT, DENY_SCRIPT, END_ALL_SCRIPT, END_ONE_SCRIPT,
     LIST_SCRIPT, REVOKE_SCRIPT, ROTATE_SCRIPT, UNBAN_SCRIPT,
@@ -16,6 +16,7 @@ use crate::store::{
     CheckRequest, CreateOutcome, LimitPolicy, NewSession, RevocationStore, RotateOutcome, Rotation,
     SessionEnd, SessionInfo, SessionStore, StoreError, StoreFuture, Verdict,
 };
+use crate::util::sha256_hex;
 
 impl RedisStore {
     /// Runs a script that may revoke tokens of `subject`: it gets the events
@@ -98,6 +99,28 @@ impl RevocationStore for RedisStore {
 
     fn sessions(&self) -> Option<&dyn SessionStore> {
         Some(self)
+    }
+
+    fn first_use<'a>(
+        &'a self,
+        scope: &'a str,
+        id: &'a str,
+        ttl: Duration,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let key = used_key(&self.inner.prefix, scope, &sha256_hex(id.as_bytes()));
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(key)
+                .arg(1)
+                .arg("NX")
+                .arg("PX")
+                .arg(millis(ttl).max(1));
+            match self.query(&cmd).await? {
+                Value::Nil => Ok(false),
+                Value::Okay => Ok(true),
+                other => Err(protocol("SET NX", &other)),
+            }
+        })
     }
 }
 
