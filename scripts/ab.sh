@@ -8,9 +8,12 @@
 #
 #   scripts/ab.sh                          # MODE=redis PAIRS=20 DURATION=3s
 #   MODE=stateless PAIRS=30 scripts/ab.sh
+#   MODE=near scripts/ab.sh                # issue 13: near-cache / stateless
 #
 # Environment: MODE (redis: RedisStore against baseline + EXISTS; stateless:
-# STATELESS=1 against the baseline without Redis), PAIRS (20), DURATION
+# STATELESS=1 against the baseline without Redis; near: RedisStore with
+# NEAR_CACHE=1 against the quickstart with STATELESS=1 as the reference,
+# both the same binary), PAIRS (20), DURATION
 # (3s), CONNECTIONS (64), SERVER_CPU (0), CLIENT_CPU (1), SKIP_BUILD.
 # Needs: cargo, curl, redis-server, redis-cli, wrk; taskset when present.
 
@@ -30,7 +33,7 @@ PIDS=()
 trap stop_all EXIT
 trap 'exit 130' INT TERM
 
-case "$MODE" in redis | stateless) ;; *) die "MODE is redis or stateless" ;; esac
+case "$MODE" in redis | stateless | near) ;; *) die "MODE is redis, stateless or near" ;; esac
 need cargo curl redis-server redis-cli wrk
 SERVER_PIN=()
 CLIENT_PIN=()
@@ -48,7 +51,17 @@ QS_ADDR="127.0.0.1:$(free_port)"
 BASE_ADDR="127.0.0.1:$(free_port)"
 QS_ENV=(REDIS_URL="$REDIS_URL")
 BASE_ENV=(REDIS_URL="$REDIS_URL")
-if [ "$MODE" = stateless ]; then
+# The reference server ("baseline" in the table): the hand-written one, or
+# for MODE=near the quickstart itself, stateless.
+REF_BIN="$EXAMPLES/baseline_handwritten"
+REF_HEALTH=/bare
+if [ "$MODE" = near ]; then
+    QS_ENV=(REDIS_URL="$REDIS_URL" NEAR_CACHE=1)
+    BASE_ENV=(QUICKSTART_ADDR="$BASE_ADDR" ACCESS_TTL_SECS=3600 RUST_LOG=warn STATELESS=1)
+    REF_BIN="$EXAMPLES/quickstart"
+    REF_HEALTH=/health
+    LOGIN_ADDR=$QS_ADDR
+elif [ "$MODE" = stateless ]; then
     LOGIN_ADDR="127.0.0.1:$(free_port)"
     env QUICKSTART_ADDR="$LOGIN_ADDR" REDIS_URL="$REDIS_URL" ACCESS_TTL_SECS=3600 RUST_LOG=warn \
         "$EXAMPLES/quickstart" >/dev/null 2>&1 &
@@ -64,11 +77,11 @@ env QUICKSTART_ADDR="$QS_ADDR" ACCESS_TTL_SECS=3600 RUST_LOG=warn ${QS_ENV[@]+"$
 QS_PID=$!
 PIDS+=("$QS_PID")
 env BASELINE_ADDR="$BASE_ADDR" ${BASE_ENV[@]+"${BASE_ENV[@]}"} \
-    ${SERVER_PIN[@]+"${SERVER_PIN[@]}"} "$EXAMPLES/baseline_handwritten" >/dev/null 2>&1 &
+    ${SERVER_PIN[@]+"${SERVER_PIN[@]}"} "$REF_BIN" >/dev/null 2>&1 &
 BASE_PID=$!
 PIDS+=("$BASE_PID")
 wait_for_http "http://$QS_ADDR/health"
-wait_for_http "http://$BASE_ADDR/bare"
+wait_for_http "http://$BASE_ADDR$REF_HEALTH"
 TOKEN=$(curl -fsS -X POST "http://$LOGIN_ADDR/login" -H 'content-type: application/json' \
     -d '{"username":"alice","password":"alice-pw","device":"ab"}' \
     | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
