@@ -328,9 +328,17 @@ async fn every_rule_of_section_2_6_refuses_and_logs_out_no_one() {
             "{case} logged out"
         );
     }
-    // The controls: untyped, typed with the media type prefix, both pass.
-    for typ in [None, Some("application/logout+jwt")] {
-        let res = post(&auth, &es(&good(), typ)).await;
+    // The controls: untyped, typed with the media type prefix, without
+    // `exp` (honoured when present): all pass.
+    let no_exp = edit(&|c| {
+        c.remove("exp");
+    });
+    for (typ, claims) in [
+        (None, good()),
+        (Some("application/logout+jwt"), good()),
+        (Some("logout+jwt"), no_exp),
+    ] {
+        let res = post(&auth, &es(&claims, typ)).await;
         assert_eq!(res.status(), StatusCode::OK, "{typ:?}: {}", res.body());
     }
     assert_eq!(

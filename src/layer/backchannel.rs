@@ -260,7 +260,10 @@ impl<C> BackchannelLogout<C> {
                 "no issuer and audience configured for logout tokens",
             ));
         }
-        use RegisteredClaim::{Aud, Iat, Iss, Jti};
+        use RegisteredClaim::{Aud, Exp, Iat, Iss, Jti};
+        // `exp` is honoured when present (Back-Channel Logout 1.0 drafts
+        // had none, and OPs still omit it): `iat` bounds the token's age.
+        rules.required.retain(|claim| *claim != Exp);
         for claim in [Iss, Aud, Iat, Jti] {
             if !rules.required.contains(&claim) {
                 rules.required.push(claim);
