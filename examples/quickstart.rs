@@ -29,7 +29,15 @@
 //! | `JWKS_COOLDOWN_SECS` | `30` | after a fetch of a key set, how long an unknown `kid` is simply refused without another fetch |
 //! | `JWKS_MAX_AGE_SECS` | `600` | how long a key set is fresh; a `Cache-Control: max-age` from the provider overrides it, down to 1 s |
 //! | `JWKS_TIMEOUT_MS` | `5000` | timeout of one fetch (discovery or key set) |
+//! | `REVOKE_CLIENT_ID` | `quickstart-client` (warned about) | the client of `POST /revoke` (RFC 7009, HTTP Basic) |
+//! | `REVOKE_CLIENT_SECRET` | a demo secret (warned about) | its secret |
+//!
+//! `POST /backchannel-logout` takes OpenID Connect back-channel logout
+//! tokens of our own issuer (audience `quickstart`) and of `OIDC_ISSUERS`
+//! (audience `OIDC_AUDIENCE`).
 
+#[path = "support/revocation_routes.rs"]
+mod revocation_routes;
 #[path = "support/serve.rs"]
 mod serve;
 
@@ -497,6 +505,7 @@ fn app(auth: JwtAuth<DemoClaims>, stateful: bool, rate: (f64, u32)) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .merge(credential_routes(rate.0, rate.1))
+        .merge(revocation_routes::routes(&state.auth))
         .merge(protected)
         .with_state(state)
 }

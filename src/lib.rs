@@ -74,6 +74,7 @@
 mod authorize;
 mod claims;
 mod error;
+mod form;
 mod keys;
 mod layer;
 #[cfg(feature = "remote-keys")]
@@ -91,10 +92,15 @@ pub use authorize::{RequireFuture, RequireLayer, RequireService};
 pub use claims::ClaimsRejection;
 pub use claims::{Authenticated, Claims, RegisteredClaims};
 pub use error::{AuthError, ErrorKind};
+pub use form::MAX_FORM_LEN;
 pub use jsonwebtoken::Algorithm;
 pub use keys::{ConfigError, Keys, SkippedKey};
 #[cfg(feature = "remote-keys")]
 pub use layer::RemoteIssuer;
+pub use layer::{
+    BackchannelLogout, LogoutEffect, LogoutError, LogoutToken, Revoked, TokenRevocation,
+    BACKCHANNEL_LOGOUT_EVENT, DEFAULT_LOGOUT_MAX_AGE,
+};
 pub use layer::{FailureMode, JwtAuth, JwtAuthService, ResponseFuture, RevokeError, Stats};
 #[cfg(feature = "remote-keys")]
 pub use remote::{

@@ -193,7 +193,7 @@ impl<C> JwtAuth<C> {
     }
 }
 
-fn parse_refresh(token: &str) -> Option<(String, &str, u64, &str)> {
+pub(crate) fn parse_refresh(token: &str) -> Option<(String, &str, u64, &str)> {
     if token.len() > 2048 {
         return None;
     }

@@ -23,20 +23,28 @@ use crate::source::TokenSource;
 use crate::store::{LimitPolicy, RevocationStore};
 use crate::verify::RegisteredClaim;
 
+mod backchannel;
 mod breaker;
 mod config;
 mod future;
 #[cfg(feature = "remote-keys")]
 mod issuers;
+mod revocation;
 mod revoke;
 mod service;
+mod signer;
 
+pub use self::backchannel::{
+    BackchannelLogout, LogoutEffect, LogoutError, LogoutToken, BACKCHANNEL_LOGOUT_EVENT,
+    DEFAULT_LOGOUT_MAX_AGE,
+};
 pub use self::breaker::Stats;
 pub use self::config::FailureMode;
 pub(crate) use self::config::{Config, SignError};
 pub use self::future::ResponseFuture;
 #[cfg(feature = "remote-keys")]
 pub use self::issuers::RemoteIssuer;
+pub use self::revocation::{Revoked, TokenRevocation};
 pub use self::revoke::RevokeError;
 pub use self::service::JwtAuthService;
 

@@ -267,7 +267,7 @@ pub(super) fn decide<C>(config: &Config, auth: &Authenticated<C>) -> Decision {
         };
     }
     // The store takes what it needs from the borrowed claims up front.
-    let check = store.check(&CheckRequest {
+    let request = CheckRequest {
         subject: Cow::Borrowed(auth.store_subject()),
         token_id: Cow::Borrowed(auth.token_id()),
         issued_at: auth.registered.iat,
@@ -280,7 +280,12 @@ pub(super) fn decide<C>(config: &Config, auth: &Authenticated<C>) -> Decision {
         idle_timeout: config.sessions.idle_timeout,
         marker_ttl: config.marker_ttl(),
         deadline: config.deadline,
-    });
+    };
+    // A remote issuer's `sid` may have ended by a back-channel logout.
+    let check = match (auth.is_remote(), &auth.registered.iss, &auth.registered.sid) {
+        (true, Some(iss), Some(sid)) => store.check_with_provider_session(&request, iss, sid),
+        _ => store.check(&request),
+    };
     Decision::Check(if hints.is_some_and(|h| h.bounds_check_time()) {
         Check::Bounded { check }
     } else {

@@ -92,6 +92,8 @@ impl Quickstart {
             "JWKS_COOLDOWN_SECS",
             "JWKS_MAX_AGE_SECS",
             "JWKS_TIMEOUT_MS",
+            "REVOKE_CLIENT_ID",
+            "REVOKE_CLIENT_SECRET",
         ] {
             cmd.env_remove(var);
         }
