@@ -25,6 +25,7 @@ use crate::verify::RegisteredClaim;
 
 mod breaker;
 mod config;
+mod dpop;
 mod future;
 #[cfg(feature = "remote-keys")]
 mod issuers;
@@ -337,6 +338,14 @@ impl<C> JwtAuth<C> {
     {
         self.validator = Some(Arc::new(validator));
         self
+    }
+
+    /// DPoP settings (RFC 9449; see [`crate::dpop`]): the public URL proofs
+    /// name, the `iat` window, the algorithms. DPoP-bound tokens are held to
+    /// the defaults without this.
+    #[must_use]
+    pub fn dpop(self, dpop: crate::dpop::Dpop) -> Self {
+        self.configure(|i| i.dpop = dpop)
     }
 
     /// Verify (and sign) with these keys instead.
