@@ -25,8 +25,10 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL
 /// 8192-bit key and signature fit.
 pub(crate) const MAX_PROOF_LEN: usize = 8 * 1024;
 
-/// Longest decoded header and payload, in bytes.
-const MAX_PART_LEN: usize = 4 * 1024;
+/// Longest base64url header (2 KiB decoded, as for access tokens: an RSA
+/// 8192-bit `jwk` fits) and payload (4 KiB decoded).
+const MAX_HEADER_B64: usize = 2048 * 4 / 3 + 4;
+const MAX_PAYLOAD_B64: usize = 4096 * 4 / 3 + 4;
 
 /// Longest `jti`, in bytes.
 const MAX_JTI_LEN: usize = 256;
@@ -127,16 +129,13 @@ pub(crate) fn token_hash(token: &str) -> String {
 /// Check `proof` against `expect`. The error is the description sent to
 /// the client.
 pub(crate) fn check(proof: &str, expect: &Expect<'_>) -> Result<Checked, &'static str> {
-    if proof.len() > MAX_PROOF_LEN {
+    let mut lengths = proof.split('.').map(str::len);
+    let (header_len, payload_len) = (lengths.next().unwrap_or(0), lengths.next().unwrap_or(0));
+    if proof.len() > MAX_PROOF_LEN || header_len > MAX_HEADER_B64 || payload_len > MAX_PAYLOAD_B64 {
         return Err("DPoP proof too large");
     }
     let parts = crate::verify::precheck(proof, MAX_PROOF_LEN)
         .map_err(|_| "DPoP proof is not a JWS compact serialization")?;
-    if parts.header.len() > MAX_PART_LEN * 4 / 3 + 4
-        || parts.payload.len() > MAX_PART_LEN * 4 / 3 + 4
-    {
-        return Err("DPoP proof too large");
-    }
     let header = B64
         .decode(parts.header)
         .map_err(|_| "DPoP proof header is not base64url")?;
