@@ -347,6 +347,25 @@ mod tests {
     }
 
     #[test]
+    fn dpop_errors_challenge_with_dpop_and_name_the_algorithms() {
+        let algs: std::sync::Arc<str> = "ES256 EdDSA".into();
+        let err = AuthError::new(ErrorKind::InvalidDpopProof, "DPoP proof replayed")
+            .with_dpop_challenge(algs.clone());
+        let res = err.to_response("api");
+        assert_eq!(res.status(), 401);
+        assert_eq!(
+            res.headers()["www-authenticate"],
+            "DPoP realm=\"api\", error=\"invalid_dpop_proof\", error_description=\"DPoP proof replayed\", algs=\"ES256 EdDSA\""
+        );
+        let body: serde_json::Value = serde_json::from_str(res.body()).unwrap();
+        assert_eq!(body["error"], "invalid_dpop_proof");
+        let bound = AuthError::new(ErrorKind::DpopBinding, "use DPoP").with_dpop_challenge(algs);
+        assert_eq!(bound.error_code(), Some("invalid_token"));
+        assert!(bound.is_dpop_challenge());
+        assert!(!AuthError::invalid_token("x").is_dpop_challenge());
+    }
+
+    #[test]
     fn store_failure_is_503_with_retry_after_and_no_challenge() {
         let res = AuthError::store_unavailable(2).to_response("api");
         assert_eq!(res.status(), 503);
