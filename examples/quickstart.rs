@@ -31,11 +31,19 @@
 //! | `JWKS_TIMEOUT_MS` | `5000` | timeout of one fetch (discovery or key set) |
 //! | `REVOKE_CLIENT_ID` | `quickstart-client` (warned about) | the client of `POST /revoke` (RFC 7009, HTTP Basic) |
 //! | `REVOKE_CLIENT_SECRET` | a demo secret (warned about) | its secret |
+//! | `PUBLIC_URL` | unset: `http://` and the request's `Host` | the base URL DPoP proofs name in `htu` (e.g. `https://api.example.com` behind TLS or a proxy) |
 //!
 //! `POST /backchannel-logout` takes OpenID Connect back-channel logout
 //! tokens of our own issuer (audience `quickstart`) and of `OIDC_ISSUERS`
 //! (audience `OIDC_AUDIENCE`).
+//!
+//! DPoP (RFC 9449) is on for every protected route: a token bound to a key
+//! (`cnf.jkt`) needs `Authorization: DPoP` and a `DPoP` proof. `/login` and
+//! `/refresh` bind the access token they issue to the key of the request's
+//! `DPoP` proof when it carries one (`token_type: "DPoP"`).
 
+#[path = "support/dpop.rs"]
+mod dpop;
 #[path = "support/revocation_routes.rs"]
 mod revocation_routes;
 #[path = "support/serve.rs"]
@@ -47,7 +55,7 @@ use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -187,7 +195,11 @@ struct LoginRequest {
     device: Option<String>,
 }
 
-async fn login(State(app): State<App>, Json(req): Json<LoginRequest>) -> Response {
+async fn login(
+    State(app): State<App>,
+    (method, uri, headers): (Method, Uri, HeaderMap),
+    Json(req): Json<LoginRequest>,
+) -> Response {
     let known = USERS
         .iter()
         .any(|(name, pw, _)| *name == req.username && *pw == req.password);
@@ -199,12 +211,16 @@ async fn login(State(app): State<App>, Json(req): Json<LoginRequest>) -> Respons
         );
     }
     let claims = json!({ "roles": roles_of(&req.username) });
+    let (claims, token_type) = match dpop::bind(&app.auth, &method, &uri, &headers, claims).await {
+        Ok(bound) => bound,
+        Err(res) => return res,
+    };
     let sessions = app.auth.sessions();
     if !app.stateful {
         return match sessions.issue(&req.username, &claims) {
             Ok(token) => Json(json!({
                 "access_token": token.token,
-                "token_type": "Bearer",
+                "token_type": token_type,
                 "expires_in": token.expires_in,
             }))
             .into_response(),
@@ -215,7 +231,7 @@ async fn login(State(app): State<App>, Json(req): Json<LoginRequest>) -> Respons
     match sessions.login(&req.username, device, &claims).await {
         Ok(login) => Json(json!({
             "access_token": login.access_token,
-            "token_type": "Bearer",
+            "token_type": token_type,
             "expires_in": login.expires_in,
             "refresh_token": login.refresh_token,
             "session_id": login.session_id,
@@ -230,18 +246,29 @@ struct RefreshRequest {
     refresh_token: String,
 }
 
-async fn refresh(State(app): State<App>, Json(req): Json<RefreshRequest>) -> Response {
+async fn refresh(
+    State(app): State<App>,
+    (method, uri, headers): (Method, Uri, HeaderMap),
+    Json(req): Json<RefreshRequest>,
+) -> Response {
+    // The proof first: a refresh that rotated the token and then failed
+    // would lose the session.
+    let (mut claims, token_type) =
+        match dpop::bind(&app.auth, &method, &uri, &headers, json!({})).await {
+            Ok(bound) => bound,
+            Err(res) => return res,
+        };
     let sessions = app.auth.sessions();
     let refreshed = match sessions.refresh(&req.refresh_token).await {
         Ok(r) => r,
         Err(e) => return session_error(e),
     };
     // Roles are looked up afresh: a refresh picks up role changes.
-    let claims = json!({ "roles": roles_of(&refreshed.subject) });
+    claims["roles"] = json!(roles_of(&refreshed.subject));
     match sessions.issue_with_session(&refreshed.subject, Some(&refreshed.session_id), &claims) {
         Ok(access) => Json(json!({
             "access_token": access.token,
-            "token_type": "Bearer",
+            "token_type": token_type,
             "expires_in": access.expires_in,
             "refresh_token": refreshed.refresh_token,
             "session_id": refreshed.session_id,
@@ -259,6 +286,7 @@ async fn me(auth: Authenticated<DemoClaims>) -> Json<serde_json::Value> {
         "sid": auth.registered.sid,
         "jti": auth.registered.jti,
         "exp": auth.registered.exp,
+        "cnf_jkt": auth.registered.jkt,
     }))
 }
 
@@ -594,6 +622,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         auth = auth.store_arc(store);
     }
     let auth = remote_issuers_from_env(auth)?;
+    let auth = dpop::configure(auth)?;
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;

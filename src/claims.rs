@@ -35,6 +35,11 @@ pub struct RegisteredClaims {
     pub scope: Vec<String>,
     /// `client_id` (RFC 9068): the OAuth client the token was issued to.
     pub client_id: Option<String>,
+    /// `cnf.jkt` (RFC 9449): the thumbprint of the key the token is bound
+    /// to, when it is DPoP-bound. A `cnf` of another confirmation method
+    /// (no `jkt`) reads as `Some("")`, a binding no proof matches: such a
+    /// token is refused, never taken as a bearer token.
+    pub jkt: Option<String>,
 }
 
 /// The claims of a verified token as the layer puts them into the request's
@@ -186,6 +191,15 @@ pub(crate) struct RawRegistered<'a> {
     /// (RFC 8417), never an access token.
     #[serde(default, deserialize_with = "crate::verify::present")]
     pub(crate) events: bool,
+    #[serde(borrow, default)]
+    pub(crate) cnf: Option<Confirmation<'a>>,
+}
+
+/// The `cnf` claim (RFC 7800): only `jkt` (RFC 9449) is read.
+#[derive(Deserialize)]
+pub(crate) struct Confirmation<'a> {
+    #[serde(borrow, default)]
+    pub(crate) jkt: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -239,6 +253,9 @@ impl RawRegistered<'_> {
                 .map(str::to_owned)
                 .collect(),
             client_id: self.client_id.map(Cow::into_owned),
+            jkt: self
+                .cnf
+                .map(|cnf| cnf.jkt.map(Cow::into_owned).unwrap_or_default()),
         }
     }
 }

@@ -7,6 +7,8 @@
 //! | malformed bearer header, two tokens, oversized token | 400 | `Bearer error="invalid_request"` |
 //! | bad signature, expired, wrong iss/aud, revoked, banned, session ended | 401 | `Bearer error="invalid_token"` |
 //! | missing scope or role | 403 | `Bearer error="insufficient_scope"` |
+//! | DPoP proof missing or invalid, replayed | 401 | `DPoP error="invalid_dpop_proof", algs="…"` |
+//! | bound token as `Bearer`, unbound token as `DPoP` | 401 | `DPoP error="invalid_token", algs="…"` |
 //! | store unavailable (fail closed), issuer's keys unavailable | 503 | none; `Retry-After` |
 //!
 //! The body is `{"error": "...", "error_description": "..."}`, plus `"reason"`
@@ -69,6 +71,12 @@ pub enum ErrorKind {
     /// fetch fails while the token's `kid` is unknown): the token can be told
     /// neither good nor bad. 503 with `Retry-After`, never a 401.
     KeysUnavailable,
+    /// The DPoP proof of a bound token is missing or fails a check of
+    /// RFC 9449 §4.3, or was used before: 401 `invalid_dpop_proof`.
+    InvalidDpopProof,
+    /// A DPoP-bound token (`cnf`) sent without the `DPoP` scheme, or a
+    /// token that is not bound sent with it: 401 `invalid_token`.
+    DpopBinding,
 }
 
 /// A rejected request: the reason, and what the client is told.
@@ -81,6 +89,9 @@ pub struct AuthError {
     kind: ErrorKind,
     description: Cow<'static, str>,
     retry_after: Option<u64>,
+    /// The `algs` of a `DPoP` challenge, when the answer challenges with
+    /// DPoP (RFC 9449 §7.1) instead of `Bearer`.
+    dpop_algs: Option<std::sync::Arc<str>>,
 }
 
 impl fmt::Debug for AuthError {
@@ -106,7 +117,19 @@ impl AuthError {
             kind,
             description: description.into(),
             retry_after: None,
+            dpop_algs: None,
         }
+    }
+
+    /// The same error, challenging with `DPoP` and these `algs`.
+    pub(crate) fn with_dpop_challenge(mut self, algs: std::sync::Arc<str>) -> Self {
+        self.dpop_algs = Some(algs);
+        self
+    }
+
+    /// Whether the answer challenges with `DPoP` rather than `Bearer`.
+    pub fn is_dpop_challenge(&self) -> bool {
+        self.dpop_algs.is_some()
     }
 
     /// A rejection with `invalid_token` (401) and this description, for custom
@@ -148,6 +171,7 @@ impl AuthError {
             kind: ErrorKind::KeysUnavailable,
             description: Cow::Borrowed("the token issuer's keys are temporarily unavailable"),
             retry_after: Some(retry_after.max(1)),
+            dpop_algs: None,
         }
     }
 
@@ -156,6 +180,7 @@ impl AuthError {
             kind: ErrorKind::StoreUnavailable,
             description: Cow::Borrowed("authentication temporarily unavailable"),
             retry_after: Some(retry_after.max(1)),
+            dpop_algs: None,
         }
     }
 
@@ -197,6 +222,7 @@ impl AuthError {
             }
             ErrorKind::InvalidRequest | ErrorKind::TokenTooLarge => Some("invalid_request"),
             ErrorKind::InsufficientScope => Some("insufficient_scope"),
+            ErrorKind::InvalidDpopProof => Some("invalid_dpop_proof"),
             _ => Some("invalid_token"),
         }
     }
@@ -214,12 +240,22 @@ impl AuthError {
         ) {
             return None;
         }
-        let mut value = format!("Bearer realm=\"{}\"", quoted_safe(realm));
+        let scheme = if self.dpop_algs.is_some() {
+            "DPoP"
+        } else {
+            "Bearer"
+        };
+        let mut value = format!("{scheme} realm=\"{}\"", quoted_safe(realm));
         if let Some(code) = self.error_code() {
             value.push_str(", error=\"");
             value.push_str(code);
             value.push_str("\", error_description=\"");
             value.push_str(&quoted_safe(&self.description));
+            value.push('"');
+        }
+        if let Some(algs) = &self.dpop_algs {
+            value.push_str(", algs=\"");
+            value.push_str(&quoted_safe(algs));
             value.push('"');
         }
         HeaderValue::from_str(&value).ok()
@@ -308,6 +344,25 @@ mod tests {
         let value = value.to_str().unwrap();
         assert!(value.starts_with("Bearer realm=\"r?e\""), "{value}");
         assert!(value.contains("bad ?quote? ? and ?nicode"), "{value}");
+    }
+
+    #[test]
+    fn dpop_errors_challenge_with_dpop_and_name_the_algorithms() {
+        let algs: std::sync::Arc<str> = "ES256 EdDSA".into();
+        let err = AuthError::new(ErrorKind::InvalidDpopProof, "DPoP proof replayed")
+            .with_dpop_challenge(algs.clone());
+        let res = err.to_response("api");
+        assert_eq!(res.status(), 401);
+        assert_eq!(
+            res.headers()["www-authenticate"],
+            "DPoP realm=\"api\", error=\"invalid_dpop_proof\", error_description=\"DPoP proof replayed\", algs=\"ES256 EdDSA\""
+        );
+        let body: serde_json::Value = serde_json::from_str(res.body()).unwrap();
+        assert_eq!(body["error"], "invalid_dpop_proof");
+        let bound = AuthError::new(ErrorKind::DpopBinding, "use DPoP").with_dpop_challenge(algs);
+        assert_eq!(bound.error_code(), Some("invalid_token"));
+        assert!(bound.is_dpop_challenge());
+        assert!(!AuthError::invalid_token("x").is_dpop_challenge());
     }
 
     #[test]

@@ -73,6 +73,7 @@
 
 mod authorize;
 mod claims;
+pub mod dpop;
 mod error;
 mod form;
 mod keys;
@@ -91,6 +92,7 @@ pub use authorize::{RequireFuture, RequireLayer, RequireService};
 #[cfg(feature = "axum")]
 pub use claims::ClaimsRejection;
 pub use claims::{Authenticated, Claims, RegisteredClaims};
+pub use dpop::{Dpop, DpopConfigError, DpopProof};
 pub use error::{AuthError, ErrorKind};
 pub use form::MAX_FORM_LEN;
 pub use jsonwebtoken::Algorithm;
@@ -120,6 +122,7 @@ pub use verify::RegisteredClaim;
 /// Parsing entry points exposed for fuzzing; not a stable API.
 #[doc(hidden)]
 pub mod __fuzz {
+    pub use crate::dpop::fuzz_proof as dpop_proof;
     pub use crate::source::parse_authorization;
     pub use crate::verify::{precheck, TokenParts};
 }

@@ -1,4 +1,5 @@
-//! Where a token is read from: `Authorization: Bearer` ([RFC 6750 §2.1](https://www.rfc-editor.org/rfc/rfc6750#section-2.1)),
+//! Where a token is read from: `Authorization: Bearer` ([RFC 6750 §2.1](https://www.rfc-editor.org/rfc/rfc6750#section-2.1))
+//! or `Authorization: DPoP` ([RFC 9449 §7.1](https://www.rfc-editor.org/rfc/rfc9449#section-7.1)),
 //! a cookie, or a custom header, tried in the configured order.
 //!
 //! Sizes are checked before anything is parsed. A source that is present but
@@ -19,7 +20,9 @@ pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TokenSource {
-    /// `Authorization: Bearer <token>`, scheme case-insensitive (the default).
+    /// `Authorization: Bearer <token>`, scheme case-insensitive (the
+    /// default); also `Authorization: DPoP <token>` for DPoP-bound tokens
+    /// (see [`crate::dpop`]).
     Bearer,
     /// A cookie with this name holding the bare token.
     Cookie(String),
@@ -82,30 +85,53 @@ fn is_b64token_byte(b: u8) -> bool {
         | (b == b'/')
 }
 
-/// Parse one `Authorization` value. `Ok(None)` for another scheme.
+/// The scheme of an `Authorization` value this crate reads a token from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    Bearer,
+    Dpop,
+}
+
+/// `Bearer` or `DPoP` (case-insensitive) at the start of `value`, followed
+/// by a space, a tab or nothing.
+fn scheme_of(value: &[u8]) -> Option<(Scheme, usize)> {
+    let starts = |name: &[u8]| {
+        value.len() >= name.len()
+            && value[..name.len()].eq_ignore_ascii_case(name)
+            && matches!(value.get(name.len()), None | Some(b' ' | b'\t'))
+    };
+    if starts(b"bearer") {
+        Some((Scheme::Bearer, 6))
+    } else if starts(b"dpop") {
+        Some((Scheme::Dpop, 4))
+    } else {
+        None
+    }
+}
+
+/// The scheme of the request's one `Authorization` header, if it is one
+/// of ours.
+pub(crate) fn authorization_scheme(headers: &HeaderMap) -> Option<Scheme> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    match (values.next(), values.next()) {
+        (Some(value), None) => scheme_of(value.as_bytes()).map(|(scheme, _)| scheme),
+        _ => None,
+    }
+}
+
+/// Parse one `Authorization` value (`Bearer` or `DPoP`). `Ok(None)` for
+/// another scheme.
 pub fn parse_authorization(value: &[u8], max_len: usize) -> Result<Option<&str>, AuthError> {
-    const SCHEME: &[u8] = b"bearer";
+    let Some((_, scheme_len)) = scheme_of(value) else {
+        return Ok(None);
+    };
     // Scheme, at least one space, the token: anything longer is too large
     // before it is looked at.
-    if value.len() > max_len.saturating_add(SCHEME.len() + 16) {
-        // Another scheme that is merely long is not ours to judge.
-        return if value.len() >= SCHEME.len() && value[..SCHEME.len()].eq_ignore_ascii_case(SCHEME)
-        {
-            Err(too_large())
-        } else {
-            Ok(None)
-        };
-    }
-    let scheme_end = value
-        .iter()
-        .position(|&b| b == b' ' || b == b'\t')
-        .unwrap_or(value.len());
-    let (scheme, rest) = value.split_at(scheme_end);
-    if !scheme.eq_ignore_ascii_case(SCHEME) {
-        return Ok(None);
+    if value.len() > max_len.saturating_add(scheme_len + 16) {
+        return Err(too_large());
     }
     // hyper trims trailing whitespace: "Bearer " arrives as "Bearer".
-    let token = trim_start_spaces(rest);
+    let token = trim_start_spaces(&value[scheme_len..]);
     if token.is_empty() {
         return Err(invalid("empty bearer token"));
     }
@@ -248,7 +274,23 @@ mod tests {
     fn other_schemes_are_not_ours() {
         assert_eq!(auth(b"Basic YWxhZGRpbjpvcGVuc2VzYW1l"), Ok(None));
         assert_eq!(auth(b"BearerX abc"), Ok(None));
+        assert_eq!(auth(b"DPoPX abc"), Ok(None));
         assert_eq!(auth(b""), Ok(None));
+    }
+
+    #[test]
+    fn the_dpop_scheme_carries_a_token_too() {
+        assert_eq!(auth(b"DPoP abc.def.ghi"), Ok(Some("abc.def.ghi")));
+        assert_eq!(auth(b"dpop\tabc"), Ok(Some("abc")));
+        assert_eq!(auth(b"DPoP"), Err(ErrorKind::InvalidRequest));
+        assert_eq!(auth(b"DPoP a b"), Err(ErrorKind::InvalidRequest));
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("DPoP abc"));
+        assert_eq!(authorization_scheme(&headers), Some(Scheme::Dpop));
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("bearer abc"));
+        assert_eq!(authorization_scheme(&headers), Some(Scheme::Bearer));
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(authorization_scheme(&headers), None);
     }
 
     #[test]
@@ -328,8 +370,10 @@ mod tests {
         #[test]
         fn only_well_formed_bearer_headers_yield_a_token(value in proptest::collection::vec(any::<u8>(), 0..120)) {
             if let Ok(Some(token)) = parse_authorization(&value, 64) {
-                prop_assert!(value.len() >= 7 && value[..6].eq_ignore_ascii_case(b"bearer"));
-                prop_assert!(matches!(value[6], b' ' | b'\t'));
+                let scheme_len = if value.len() >= 7 && value[..6].eq_ignore_ascii_case(b"bearer") { 6 } else { 4 };
+                prop_assert!(value.len() > scheme_len);
+                prop_assert!(value[..scheme_len].eq_ignore_ascii_case(b"bearer") || value[..scheme_len].eq_ignore_ascii_case(b"dpop"));
+                prop_assert!(matches!(value[scheme_len], b' ' | b'\t'));
                 prop_assert!(is_b64token(token.as_bytes()));
                 prop_assert!(token.len() <= 64);
                 prop_assert!(value.ends_with(token.as_bytes()));

@@ -27,9 +27,15 @@ fuzz_target!(|data: &[u8]| {
                 value.ends_with(token.as_bytes()),
                 "not a suffix of the input"
             );
-            assert!(value.len() > 6 && value[..6].eq_ignore_ascii_case(b"bearer"));
+            // `Bearer` (RFC 6750) or `DPoP` (RFC 9449), then a space or tab.
+            let scheme = if value.len() > 6 && value[..6].eq_ignore_ascii_case(b"bearer") {
+                6
+            } else {
+                assert!(value.len() > 4 && value[..4].eq_ignore_ascii_case(b"dpop"));
+                4
+            };
             assert!(
-                matches!(value[6], b' ' | b'\t'),
+                matches!(value[scheme], b' ' | b'\t'),
                 "scheme not followed by a space"
             );
         }

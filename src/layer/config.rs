@@ -93,6 +93,8 @@ pub(crate) struct Config {
     /// Identity providers whose tokens are accepted beside our own.
     #[cfg(feature = "remote-keys")]
     pub(super) remote: Vec<super::issuers::RemoteIssuer>,
+    /// DPoP settings (RFC 9449; bound tokens are always held to them).
+    pub(super) dpop: crate::dpop::Dpop,
 }
 
 impl Config {
@@ -115,6 +117,7 @@ impl Config {
             max_token_lifetime: Duration::from_secs(24 * 3600),
             #[cfg(feature = "remote-keys")]
             remote: Vec::new(),
+            dpop: crate::dpop::Dpop::new(),
         };
         config.sync_max_lifetime();
         config

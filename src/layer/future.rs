@@ -52,18 +52,31 @@ pin_project! {
             check: tokio::time::Timeout<StoreFuture<'static, Verdict>>,
             deadline: Duration,
         },
+        /// A DPoP proof's replay check, with the store check when one is
+        /// due, run concurrently (`dpop::with_replay`).
+        Proof {
+            joined: Pin<Box<dyn Future<Output = Checked> + Send>>,
+        },
     }
 }
 
+/// What a check found: the store's verdict, and for a DPoP proof whether
+/// its `jti` was seen for the first time.
+pub(super) type Checked = (
+    Result<Verdict, StoreError>,
+    Option<Result<bool, StoreError>>,
+);
+
 impl Future for Check {
-    type Output = Result<Verdict, StoreError>;
+    type Output = Checked;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
-            CheckProj::Bounded { check } => check.as_mut().poll(cx),
+            CheckProj::Bounded { check } => check.as_mut().poll(cx).map(|v| (v, None)),
             CheckProj::Timed { check, deadline } => check
                 .poll(cx)
-                .map(|outcome| outcome.unwrap_or(Err(StoreError::Timeout(*deadline)))),
+                .map(|outcome| (outcome.unwrap_or(Err(StoreError::Timeout(*deadline))), None)),
+            CheckProj::Proof { joined } => joined.as_mut().poll(cx),
         }
     }
 }
@@ -229,11 +242,13 @@ where
                     config,
                     ticket,
                 } => {
-                    let outcome = ready!(check.poll(cx));
+                    let (outcome, replay) = ready!(check.poll(cx));
                     let (mut service, req) = pending
                         .take()
                         .expect("ResponseFuture polled after completion");
-                    match judge(config, outcome, *ticket) {
+                    let replayed =
+                        replay.and_then(|r| super::dpop::judge_replay(config, r, *ticket));
+                    match replayed.or_else(|| judge(config, outcome, *ticket)) {
                         Some(response) => State::Rejected {
                             response: Some(response),
                         },
@@ -271,7 +286,7 @@ fn judge<B: From<String> + 'static>(
 }
 
 /// Count a store failure; the response when failing closed, `None` when open.
-fn store_failed<B: From<String> + 'static>(
+pub(super) fn store_failed<B: From<String> + 'static>(
     config: &Config,
     err: &StoreError,
     ticket: u64,
@@ -292,7 +307,7 @@ fn store_failed<B: From<String> + 'static>(
     }
 }
 
-fn log_rejection(err: &AuthError) {
+pub(super) fn log_rejection(err: &AuthError) {
     match err.kind() {
         ErrorKind::MissingToken => {
             tracing::debug!(kind = ?err.kind(), "request rejected: {}", err.description())

@@ -26,6 +26,7 @@ use crate::verify::RegisteredClaim;
 mod backchannel;
 mod breaker;
 mod config;
+mod dpop;
 mod future;
 #[cfg(feature = "remote-keys")]
 mod issuers;
@@ -345,6 +346,14 @@ impl<C> JwtAuth<C> {
     {
         self.validator = Some(Arc::new(validator));
         self
+    }
+
+    /// DPoP settings (RFC 9449; see [`crate::dpop`]): the public URL proofs
+    /// name, the `iat` window, the algorithms. DPoP-bound tokens are held to
+    /// the defaults without this.
+    #[must_use]
+    pub fn dpop(self, dpop: crate::dpop::Dpop) -> Self {
+        self.configure(|i| i.dpop = dpop)
     }
 
     /// Verify (and sign) with these keys instead.

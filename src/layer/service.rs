@@ -85,7 +85,10 @@ where
                 let ready = self.take_ready();
                 return ResponseFuture::fetching(fetch, resume, ready, req, config);
             }
-            Err(err) => return ResponseFuture::reject(config, err),
+            Err(err) => {
+                let err = super::dpop::challenge(config, req.headers(), err);
+                return ResponseFuture::reject(config, err);
+            }
         };
         match admit(config, auth, &mut req) {
             Admitted::Pass => ResponseFuture::inner(self.inner.call(req)),
@@ -197,7 +200,14 @@ where
 {
     // Role guards behind this layer render their rejections as it does.
     auth.layer = Some(config.clone());
-    let admitted = match decide(config, &auth) {
+    // RFC 9449: a DPoP-bound token stands only with its proof, whose `jti`
+    // is checked beside the store check.
+    let replay = match super::dpop::proof(config, &auth, req) {
+        Ok(replay) => replay,
+        Err(err) => return Admitted::Reject(err),
+    };
+    let decision = super::dpop::with_replay(config, decide(config, &auth), replay);
+    let admitted = match decision {
         Decision::Accept => Admitted::Pass,
         Decision::Reject(err) => return Admitted::Reject(err),
         Decision::Check(check) => Admitted::Check(check, config.breaker.ticket()),
@@ -224,7 +234,9 @@ where
                 });
                 match verified {
                     Ok(verified) => admit(config, verified, req),
-                    Err(err) => Admitted::Reject(err),
+                    Err(err) => {
+                        Admitted::Reject(super::dpop::challenge(config, req.headers(), err))
+                    }
                 }
             },
         )
@@ -241,6 +253,21 @@ pub(super) enum Decision {
     Check(Check),
 }
 
+/// The breaker is open: refuse (fail closed) or accept unchecked (open).
+pub(super) fn short_circuit(config: &Config) -> Decision {
+    config.counters.short_circuited();
+    match config.failure_mode {
+        FailureMode::Closed => Decision::Reject(AuthError::store_unavailable(
+            config.breaker.retry_after_secs(),
+        )),
+        FailureMode::Open => {
+            config.counters.failed_open();
+            tracing::warn!("revocation store circuit open: accepting token unchecked (fail open)");
+            Decision::Accept
+        }
+    }
+}
+
 /// Decide whether the store must be asked about `auth`: not without a store,
 /// nor on a near-cache hit; not while the breaker is open.
 pub(super) fn decide<C>(config: &Config, auth: &Authenticated<C>) -> Decision {
@@ -252,19 +279,7 @@ pub(super) fn decide<C>(config: &Config, auth: &Authenticated<C>) -> Decision {
         return Decision::Accept;
     }
     if !config.breaker.allow() {
-        config.counters.short_circuited();
-        return match config.failure_mode {
-            FailureMode::Closed => Decision::Reject(AuthError::store_unavailable(
-                config.breaker.retry_after_secs(),
-            )),
-            FailureMode::Open => {
-                config.counters.failed_open();
-                tracing::warn!(
-                    "revocation store circuit open: accepting token unchecked (fail open)"
-                );
-                Decision::Accept
-            }
-        };
+        return short_circuit(config);
     }
     // The store takes what it needs from the borrowed claims up front.
     let request = CheckRequest {

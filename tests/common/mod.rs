@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod dpop;
 pub mod hooked;
 pub mod http;
 pub mod jwks_server;

@@ -75,6 +75,7 @@ impl Quickstart {
         for var in [
             "REDIS_URL",
             "STATELESS",
+            "PUBLIC_URL",
             "JWT_SECRET",
             "ACCESS_TTL_SECS",
             "MAX_DEVICES",
