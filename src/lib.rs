@@ -71,11 +71,13 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+mod audit;
 mod authorize;
 mod claims;
 mod error;
 mod keys;
 mod layer;
+pub mod metrics;
 #[cfg(feature = "remote-keys")]
 mod remote;
 mod session;
@@ -86,6 +88,7 @@ pub mod testing;
 mod util;
 mod verify;
 
+pub use audit::{AuditEvent, AuditSink, SessionEvent, AUDIT_QUEUE_CAPACITY};
 pub use authorize::{RequireFuture, RequireLayer, RequireService};
 #[cfg(feature = "axum")]
 pub use claims::ClaimsRejection;

@@ -76,6 +76,7 @@ where
         let auth = match authenticate(config, self.auth.validator.as_ref(), req.headers()) {
             Ok(Authn::Verified(auth)) => auth,
             Ok(Authn::Anonymous) => {
+                config.metrics.accepted(true);
                 req.extensions_mut().insert(Anonymous(config.clone()));
                 return ResponseFuture::inner(self.inner.call(req));
             }
@@ -245,12 +246,15 @@ pub(super) enum Decision {
 /// nor on a near-cache hit; not while the breaker is open.
 pub(super) fn decide<C>(config: &Config, auth: &Authenticated<C>) -> Decision {
     let Some(store) = &config.store else {
+        config.metrics.accepted(false);
         return Decision::Accept;
     };
     let hints = config.hints.as_deref();
     if hints.is_some_and(|h| h.check_cached(auth.store_subject(), auth.token_id())) {
+        config.metrics.near_cache_hit();
         return Decision::Accept;
     }
+    config.metrics.near_cache_miss(hints);
     if !config.breaker.allow() {
         config.counters.short_circuited();
         return match config.failure_mode {
@@ -259,6 +263,7 @@ pub(super) fn decide<C>(config: &Config, auth: &Authenticated<C>) -> Decision {
             )),
             FailureMode::Open => {
                 config.counters.failed_open();
+                config.metrics.failed_open();
                 tracing::warn!(
                     "revocation store circuit open: accepting token unchecked (fail open)"
                 );
