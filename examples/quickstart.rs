@@ -29,7 +29,11 @@
 //! | `JWKS_COOLDOWN_SECS` | `30` | after a fetch of a key set, how long an unknown `kid` is simply refused without another fetch |
 //! | `JWKS_MAX_AGE_SECS` | `600` | how long a key set is fresh; a `Cache-Control: max-age` from the provider overrides it, down to 1 s |
 //! | `JWKS_TIMEOUT_MS` | `5000` | timeout of one fetch (discovery or key set) |
+//! | `METRICS` | `1` | `0`: no metrics and no `GET /metrics` (Prometheus text format, public) |
+//! | `AUDIT_LOG` | `0` | `1`: every audit event (login, logout, kick, ban, ...) as one JSON object per line on stdout |
 
+#[path = "support/observability.rs"]
+mod observability;
 #[path = "support/serve.rs"]
 mod serve;
 
@@ -575,6 +579,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         format!("{backend}{cache}")
     };
 
+    // The recorder first: the layer registers its series with it.
+    let scrape = observability::install();
     let mut auth = JwtAuth::<DemoClaims>::new(Keys::hs256(secret.as_bytes())?)
         .issuer(ISSUER)
         .audience(AUDIENCE)
@@ -585,6 +591,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         auth = auth.store_arc(store);
     }
     let auth = remote_issuers_from_env(auth)?;
+    let auth = observability::instrument(auth, &scrape);
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
@@ -603,7 +610,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let max_connections = usize::try_from(env_u64("MAX_CONNECTIONS", 1024)).unwrap_or(usize::MAX);
     serve::serve(
         listener,
-        app(auth, stateful, rate),
+        app(auth, stateful, rate).merge(observability::routes(scrape)),
         header_read_timeout,
         max_connections,
         async {
