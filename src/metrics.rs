@@ -77,6 +77,7 @@ pub const REASONS: &[&str] = &[
 
 /// The `reason` label of a rejection (one of [`REASONS`], or
 /// `store_unavailable` / `keys_unavailable`).
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
 pub(crate) fn reason(kind: ErrorKind) -> &'static str {
     match kind {
         ErrorKind::MissingToken => "missing_token",

@@ -3,7 +3,7 @@
 //! reason, 503s while Redis is dead, the breaker gauge, session events), and
 //! `AUDIT_LOG=1` prints one JSON line per session event, with no token, no
 //! refresh token and no secret in any of them.
-#![cfg(feature = "metrics")]
+#![cfg(all(feature = "metrics", feature = "redis"))]
 
 mod common;
 

@@ -2,7 +2,7 @@
 //! Prometheus recorder of its own (`metrics::with_local_recorder`): what a
 //! layer without `.metrics()` records (nothing), fail-open counts, the
 //! near-cache's hits and misses, a refused login, and a full audit queue.
-#![cfg(feature = "metrics")]
+#![cfg(all(feature = "metrics", feature = "redis"))]
 
 mod common;
 

@@ -24,6 +24,7 @@ pub(crate) trait CheckHints: Send + Sync {
     fn check_cached(&self, subject: &str, token_id: &str) -> bool;
 
     /// Whether the store keeps a near-cache at all (for its hit/miss metric).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     fn has_near_cache(&self) -> bool {
         false
     }
