@@ -85,6 +85,7 @@ mod source;
 pub mod store;
 #[cfg(feature = "test-util")]
 pub mod testing;
+pub mod trace;
 mod util;
 mod verify;
 

@@ -77,7 +77,6 @@ pub const REASONS: &[&str] = &[
 
 /// The `reason` label of a rejection (one of [`REASONS`], or
 /// `store_unavailable` / `keys_unavailable`).
-#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
 pub(crate) fn reason(kind: ErrorKind) -> &'static str {
     match kind {
         ErrorKind::MissingToken => "missing_token",
@@ -111,11 +110,14 @@ pub(crate) fn reason(kind: ErrorKind) -> &'static str {
     }
 }
 
-/// The layer's metric handles: none until [`JwtAuth::metrics`](crate::JwtAuth::metrics).
+/// The layer's metric handles (none until [`JwtAuth::metrics`](crate::JwtAuth::metrics)),
+/// and whether the decisions go on the current span too
+/// ([`JwtAuth::span_fields`](crate::JwtAuth::span_fields)).
 #[derive(Clone, Default)]
 pub(crate) struct Metrics {
     #[cfg(feature = "metrics")]
     handles: Option<Arc<handles::Handles>>,
+    pub(crate) span_fields: bool,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -129,10 +131,8 @@ impl std::fmt::Debug for Metrics {
 impl Metrics {
     /// Handles registered now with the installed recorder.
     #[cfg(feature = "metrics")]
-    pub(crate) fn register() -> Self {
-        Self {
-            handles: Some(Arc::new(handles::Handles::register())),
-        }
+    fn register(&mut self) {
+        self.handles = Some(Arc::new(handles::Handles::register()));
     }
 
     pub(crate) fn enabled(&self) -> bool {
@@ -145,6 +145,12 @@ impl Metrics {
     /// A request let through with a verified token (`anonymous`: without one).
     #[inline]
     pub(crate) fn accepted(&self, anonymous: bool) {
+        if self.span_fields {
+            crate::trace::decision(
+                "accepted",
+                ["verified", "anonymous"][usize::from(anonymous)],
+            );
+        }
         #[cfg(feature = "metrics")]
         if let Some(h) = &self.handles {
             match anonymous {
@@ -158,6 +164,9 @@ impl Metrics {
 
     /// A request let through unchecked because the store failed (fail open).
     pub(crate) fn failed_open(&self) {
+        if self.span_fields {
+            crate::trace::decision("failed_open", "store_unavailable");
+        }
         #[cfg(feature = "metrics")]
         if let Some(h) = &self.handles {
             h.failed_open.increment(1);
@@ -166,12 +175,27 @@ impl Metrics {
 
     /// A request refused with `err`: `unavailable` for a 503, else `rejected`.
     pub(crate) fn refused(&self, err: &AuthError) {
+        if self.span_fields {
+            let outcome = match err.kind() {
+                ErrorKind::StoreUnavailable | ErrorKind::KeysUnavailable => "unavailable",
+                _ => "rejected",
+            };
+            crate::trace::decision(outcome, reason(err.kind()));
+        }
         #[cfg(feature = "metrics")]
         if let Some(h) = &self.handles {
             h.refused(err.kind());
         }
         #[cfg(not(feature = "metrics"))]
         let _ = err;
+    }
+
+    /// A verified token's subject (on the span, when asked for).
+    #[inline]
+    pub(crate) fn verified(&self, subject: &str) {
+        if self.span_fields {
+            crate::trace::subject(subject);
+        }
     }
 
     /// When a store check starts: a clock read only with metrics on.
@@ -204,6 +228,9 @@ impl Metrics {
     /// A near-cache hit: the request is accepted without a store check.
     #[inline]
     pub(crate) fn near_cache_hit(&self) {
+        if self.span_fields {
+            crate::trace::decision("accepted", "verified");
+        }
         #[cfg(feature = "metrics")]
         if let Some(h) = &self.handles {
             h.near_hit.increment(1);
@@ -263,8 +290,7 @@ impl<C> crate::JwtAuth<C> {
     /// ```
     #[must_use]
     pub fn metrics(self) -> Self {
-        let metrics = Metrics::register();
-        self.configure(|c| c.metrics = metrics)
+        self.configure(|c| c.metrics.register())
     }
 }
 

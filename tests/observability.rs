@@ -217,3 +217,101 @@ async fn a_full_audit_queue_drops_events_and_counts_them_without_blocking() {
     );
     drop(release);
 }
+
+/// The fields a span was given, as they were recorded.
+#[derive(Clone, Default)]
+struct Fields(std::sync::Arc<Mutex<BTreeMap<String, String>>>);
+
+impl tracing::field::Visit for Fields {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0
+            .lock()
+            .unwrap()
+            .insert(field.name().to_owned(), value.to_owned());
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0
+            .lock()
+            .unwrap()
+            .insert(field.name().to_owned(), format!("{value:?}"));
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Fields {
+    fn on_record(
+        &self,
+        _: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        values.record(&mut self.clone());
+    }
+}
+
+/// One request with `token` inside a span that declares the layer's fields:
+/// the fields recorded on it.
+async fn span_fields_of(
+    auth: &JwtAuth<serde_json::Value>,
+    token: &str,
+) -> BTreeMap<String, String> {
+    use tower_jwt_auth::trace::{OUTCOME, REASON, SUBJECT};
+    use tracing::Instrument;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let fields = Fields::default();
+    let subscriber = tracing_subscriber::registry().with(fields.clone());
+    let _default = tracing::subscriber::set_default(subscriber);
+    let span = tracing::info_span!(
+        "request",
+        { OUTCOME } = tracing::field::Empty,
+        { REASON } = tracing::field::Empty,
+        { SUBJECT } = tracing::field::Empty,
+    );
+    call(auth, token).instrument(span).await;
+    let recorded = fields.0.lock().unwrap().clone();
+    recorded
+}
+
+#[tokio::test]
+async fn span_fields_carry_the_outcome_reason_and_verified_subject() {
+    let auth = layer().store(MemoryStore::new()).span_fields(true);
+    let token = issue(&auth, "alice");
+    let fields = span_fields_of(&auth, &token).await;
+    assert_eq!(
+        fields.get("auth.outcome").map(String::as_str),
+        Some("accepted")
+    );
+    assert_eq!(
+        fields.get("auth.reason").map(String::as_str),
+        Some("verified")
+    );
+    assert_eq!(fields.get("enduser.id").map(String::as_str), Some("alice"));
+
+    auth.revoke(&token).await.unwrap();
+    let fields = span_fields_of(&auth, &token).await;
+    assert_eq!(
+        fields.get("auth.outcome").map(String::as_str),
+        Some("rejected")
+    );
+    assert_eq!(
+        fields.get("auth.reason").map(String::as_str),
+        Some("token_revoked")
+    );
+
+    let fields = span_fields_of(&auth, "not-a-jwt").await;
+    assert_eq!(
+        fields.get("auth.reason").map(String::as_str),
+        Some("malformed")
+    );
+    assert_eq!(
+        fields.get("enduser.id"),
+        None,
+        "an unverified subject was recorded"
+    );
+
+    // Off by default: nothing recorded.
+    let quiet = layer().store(MemoryStore::new());
+    let token = issue(&quiet, "alice");
+    assert!(span_fields_of(&quiet, &token).await.is_empty());
+}

@@ -198,6 +198,7 @@ where
 {
     // Role guards behind this layer render their rejections as it does.
     auth.layer = Some(config.clone());
+    config.metrics.verified(auth.subject());
     let admitted = match decide(config, &auth) {
         Decision::Accept => Admitted::Pass,
         Decision::Reject(err) => return Admitted::Reject(err),
