@@ -12,6 +12,13 @@
 //! | [`NEAR_CACHE_REQUESTS_TOTAL`] | counter | `result` (`hit`, `miss`) |
 //! | [`SESSION_EVENTS_TOTAL`] | counter | `event` ([`SessionEvent::code`]) |
 //! | [`AUDIT_DROPPED_TOTAL`] | counter | |
+//! | [`JWKS_FETCHES_TOTAL`] | counter | `issuer` (the configured JWKS or issuer URL), `result` (`ok`, `error`) |
+//! | [`JWKS_KEYS`] | gauge | `issuer` |
+//! | [`JWKS_LAST_SUCCESS_TIMESTAMP_SECONDS`] | gauge | `issuer` |
+//!
+//! The JWKS series (feature `remote-keys`) are recorded at each fetch, with
+//! the recorder installed then, whether or not a layer has `.metrics()`:
+//! their `issuer` is the URL a [`RemoteKeys`](crate::RemoteKeys) was built with.
 //!
 //! Every label value comes from a fixed set ([`REASONS`] and the codes of
 //! [`SessionEvent`]), never from a request. An accepted request's `reason`
@@ -42,6 +49,14 @@ pub const NEAR_CACHE_REQUESTS_TOTAL: &str = "jwt_auth_near_cache_requests_total"
 pub const SESSION_EVENTS_TOTAL: &str = "jwt_auth_session_events_total";
 /// Audit events dropped because the sink's queue was full.
 pub const AUDIT_DROPPED_TOTAL: &str = "jwt_auth_audit_dropped_total";
+
+/// JWKS fetches (discovery included) of a remote key set, by `issuer` and `result`.
+pub const JWKS_FETCHES_TOTAL: &str = "jwt_auth_jwks_fetches_total";
+/// Usable keys in the last key set fetched, by `issuer`.
+pub const JWKS_KEYS: &str = "jwt_auth_jwks_keys";
+/// When the last fetch succeeded (unix seconds), by `issuer`.
+pub const JWKS_LAST_SUCCESS_TIMESTAMP_SECONDS: &str =
+    "jwt_auth_jwks_last_success_timestamp_seconds";
 
 /// Every `reason` of [`REQUESTS_TOTAL`] with `outcome="rejected"`.
 pub const REASONS: &[&str] = &[
@@ -268,6 +283,25 @@ impl Metrics {
             h.audit_dropped.increment(1);
         }
     }
+}
+
+/// A fetch of `issuer`'s key set ended: with this many usable keys, or failed.
+#[cfg(feature = "remote-keys")]
+pub(crate) fn jwks_fetched(issuer: &str, keys: Option<usize>) {
+    #[cfg(feature = "metrics")]
+    {
+        use metrics::{counter, gauge};
+        let issuer = issuer.to_owned();
+        let result = if keys.is_some() { "ok" } else { "error" };
+        counter!(JWKS_FETCHES_TOTAL, "issuer" => issuer.clone(), "result" => result).increment(1);
+        if let Some(keys) = keys {
+            let now = crate::util::unix_millis() as f64 / 1000.0;
+            gauge!(JWKS_KEYS, "issuer" => issuer.clone()).set(keys as f64);
+            gauge!(JWKS_LAST_SUCCESS_TIMESTAMP_SECONDS, "issuer" => issuer).set(now);
+        }
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = (issuer, keys);
 }
 
 #[cfg(feature = "metrics")]
