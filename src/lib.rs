@@ -61,6 +61,7 @@
 //! | `redis-sentinel` | no | `RedisStore::sentinel`: Redis Sentinel (master discovery, failover) |
 //! | `redis-tls` | no | `rediss://` with rustls |
 //! | `remote-keys` | no | [`RemoteKeys`]: key sets of identity providers (JWKS URL, OIDC discovery) over hyper + rustls |
+//! | `metrics` | yes | [`JwtAuth::metrics`]: request outcomes, store latency, breaker, near-cache, session events through the `metrics` facade ([`metrics`] lists the series) |
 //! | `test-util` | no | [`JwtAuth::test_token`] and friends for your own tests |
 //!
 //! # Responses
