@@ -32,6 +32,8 @@
 //! | `REVOKE_CLIENT_ID` | `quickstart-client` (warned about) | the client of `POST /revoke` (RFC 7009, HTTP Basic) |
 //! | `REVOKE_CLIENT_SECRET` | a demo secret (warned about) | its secret |
 //! | `PUBLIC_URL` | unset: `http://` and the request's `Host` | the base URL DPoP proofs name in `htu` (e.g. `https://api.example.com` behind TLS or a proxy) |
+//! | `METRICS` | `1` | `0`: no metrics and no `GET /metrics` (Prometheus text format, public) |
+//! | `AUDIT_LOG` | `0` | `1`: every audit event (login, logout, kick, ban, ...) as one JSON object per line on stdout |
 //!
 //! `POST /backchannel-logout` takes OpenID Connect back-channel logout
 //! tokens of our own issuer (audience `quickstart`) and of `OIDC_ISSUERS`
@@ -44,6 +46,8 @@
 
 #[path = "support/dpop.rs"]
 mod dpop;
+#[path = "support/observability.rs"]
+mod observability;
 #[path = "support/revocation_routes.rs"]
 mod revocation_routes;
 #[path = "support/serve.rs"]
@@ -612,6 +616,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         format!("{backend}{cache}")
     };
 
+    // The recorder first: the layer registers its series with it.
+    let scrape = observability::install();
     let mut auth = JwtAuth::<DemoClaims>::new(Keys::hs256(secret.as_bytes())?)
         .issuer(ISSUER)
         .audience(AUDIENCE)
@@ -623,6 +629,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let auth = remote_issuers_from_env(auth)?;
     let auth = dpop::configure(auth)?;
+    let auth = observability::instrument(auth, &scrape);
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
@@ -641,7 +648,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let max_connections = usize::try_from(env_u64("MAX_CONNECTIONS", 1024)).unwrap_or(usize::MAX);
     serve::serve(
         listener,
-        app(auth, stateful, rate),
+        app(auth, stateful, rate).merge(observability::routes(scrape)),
         header_read_timeout,
         max_connections,
         async {

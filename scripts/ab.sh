@@ -9,12 +9,15 @@
 #   scripts/ab.sh                          # MODE=redis PAIRS=20 DURATION=3s
 #   MODE=stateless PAIRS=30 scripts/ab.sh
 #   MODE=near scripts/ab.sh                # issue 13: near-cache / stateless
+#   AGAINST=metrics-off scripts/ab.sh      # the quickstart against itself with METRICS=0
 #
 # Environment: MODE (redis: RedisStore against baseline + EXISTS; stateless:
 # STATELESS=1 against the baseline without Redis; near: RedisStore with
 # NEAR_CACHE=1 against the quickstart with STATELESS=1 as the reference,
-# both the same binary), PAIRS (20), DURATION
-# (3s), CONNECTIONS (64), SERVER_CPU (0), CLIENT_CPU (1), SKIP_BUILD.
+# both the same binary), PAIRS (20), DURATION (3s), CONNECTIONS (64),
+# SERVER_CPU (0), CLIENT_CPU (1), SKIP_BUILD, AGAINST (baseline: the
+# hand-written baseline; metrics-off: a second quickstart, same mode, with
+# METRICS=0, so the ratio is the cost of the metrics).
 # Needs: cargo, curl, redis-server, redis-cli, wrk; taskset when present.
 
 set -euo pipefail
@@ -34,6 +37,8 @@ trap stop_all EXIT
 trap 'exit 130' INT TERM
 
 case "$MODE" in redis | stateless | near) ;; *) die "MODE is redis, stateless or near" ;; esac
+AGAINST=${AGAINST:-baseline}
+case "$AGAINST" in baseline | metrics-off) ;; *) die "AGAINST is baseline or metrics-off" ;; esac
 need cargo curl redis-server redis-cli wrk
 SERVER_PIN=()
 CLIENT_PIN=()
@@ -76,6 +81,11 @@ env QUICKSTART_ADDR="$QS_ADDR" ACCESS_TTL_SECS=3600 RUST_LOG=warn ${QS_ENV[@]+"$
     ${SERVER_PIN[@]+"${SERVER_PIN[@]}"} "$EXAMPLES/quickstart" >/dev/null 2>&1 &
 QS_PID=$!
 PIDS+=("$QS_PID")
+if [ "$AGAINST" = metrics-off ]; then
+    BASE_ENV=(QUICKSTART_ADDR="$BASE_ADDR" ACCESS_TTL_SECS=3600 RUST_LOG=warn METRICS=0 ${QS_ENV[@]+"${QS_ENV[@]}"})
+    REF_BIN="$EXAMPLES/quickstart"
+    REF_HEALTH=/health
+fi
 env BASELINE_ADDR="$BASE_ADDR" ${BASE_ENV[@]+"${BASE_ENV[@]}"} \
     ${SERVER_PIN[@]+"${SERVER_PIN[@]}"} "$REF_BIN" >/dev/null 2>&1 &
 BASE_PID=$!
@@ -104,8 +114,8 @@ for addr in "$QS_ADDR" "$BASE_ADDR"; do # warm-up
 done
 
 CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
-log "mode $MODE: $PAIRS pairs of ${DURATION} runs (ABBA order)"
-echo "| pair | baseline req | quickstart req | req ratio | baseline CPU µs/req | quickstart CPU µs/req | CPU ratio |"
+log "mode $MODE against $AGAINST: $PAIRS pairs of ${DURATION} runs (ABBA order)"
+echo "| pair | $AGAINST req | quickstart req | req ratio | $AGAINST CPU µs/req | quickstart CPU µs/req | CPU ratio |"
 echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 RATIOS=()
 CPU_RATIOS=()
@@ -127,4 +137,4 @@ for i in $(seq 1 "$PAIRS"); do
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { printf "%.3f", (a[int((NR + 1) / 2)] + a[int(NR / 2) + 1]) / 2 }'; }
 echo
-echo "Quickstart / baseline ($MODE), median of $PAIRS paired ratios: **$(median "${RATIOS[@]}")** by req/s, **$(median "${CPU_RATIOS[@]}")** by server CPU per request."
+echo "Quickstart / $AGAINST ($MODE), median of $PAIRS paired ratios: **$(median "${RATIOS[@]}")** by req/s, **$(median "${CPU_RATIOS[@]}")** by server CPU per request."

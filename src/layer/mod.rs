@@ -380,7 +380,7 @@ impl<C> JwtAuth<C> {
 
 impl<C> JwtAuth<C> {
     /// Change the shared configuration (copied first if another clone holds it).
-    fn configure(mut self, change: impl FnOnce(&mut Config)) -> Self {
+    pub(crate) fn configure(mut self, change: impl FnOnce(&mut Config)) -> Self {
         let config = Arc::make_mut(&mut self.config);
         change(config);
         #[cfg(feature = "remote-keys")]

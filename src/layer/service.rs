@@ -76,6 +76,7 @@ where
         let auth = match authenticate(config, self.auth.validator.as_ref(), req.headers()) {
             Ok(Authn::Verified(auth)) => auth,
             Ok(Authn::Anonymous) => {
+                config.metrics.accepted(true);
                 req.extensions_mut().insert(Anonymous(config.clone()));
                 return ResponseFuture::inner(self.inner.call(req));
             }
@@ -91,7 +92,10 @@ where
             }
         };
         match admit(config, auth, &mut req) {
-            Admitted::Pass => ResponseFuture::inner(self.inner.call(req)),
+            Admitted::Pass => {
+                config.metrics.accepted(false);
+                ResponseFuture::inner(self.inner.call(req))
+            }
             Admitted::Reject(err) => ResponseFuture::reject(config, err),
             Admitted::Check(check, ticket) => {
                 let config = config.clone();
@@ -200,6 +204,7 @@ where
 {
     // Role guards behind this layer render their rejections as it does.
     auth.layer = Some(config.clone());
+    config.metrics.verified(auth.subject());
     // RFC 9449: a DPoP-bound token stands only with its proof, whose `jti`
     // is checked beside the store check.
     let replay = match super::dpop::proof(config, &auth, req) {
@@ -262,6 +267,7 @@ pub(super) fn short_circuit(config: &Config) -> Decision {
         )),
         FailureMode::Open => {
             config.counters.failed_open();
+            config.metrics.failed_open();
             tracing::warn!("revocation store circuit open: accepting token unchecked (fail open)");
             Decision::Accept
         }
@@ -276,8 +282,10 @@ pub(super) fn decide<C>(config: &Config, auth: &Authenticated<C>) -> Decision {
     };
     let hints = config.hints.as_deref();
     if hints.is_some_and(|h| h.check_cached(auth.store_subject(), auth.token_id())) {
+        config.metrics.near_cache_hit();
         return Decision::Accept;
     }
+    config.metrics.near_cache_miss(hints);
     if !config.breaker.allow() {
         return short_circuit(config);
     }

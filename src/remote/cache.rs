@@ -240,6 +240,7 @@ impl Cache {
                         "JWKS fetched"
                     );
                 }
+                crate::metrics::jwks_fetched(label, Some(keys.verify.len()));
                 state.last_success = Some(now);
                 state.last_success_wall = Some(SystemTime::now());
                 state.failures = 0;
@@ -248,6 +249,7 @@ impl Cache {
             }
             Err(error) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::jwks_fetched(label, None);
                 state.failures = state.failures.saturating_add(1);
                 state.last_failure = Some(now);
                 let snapshot = self.snapshot.load();

@@ -37,6 +37,10 @@ impl CheckHints for RedisStore {
             .as_ref()
             .is_some_and(|c| c.lookup(subject, token_id))
     }
+
+    fn has_near_cache(&self) -> bool {
+        self.inner.near.is_some()
+    }
 }
 
 impl RedisStore {
