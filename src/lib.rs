@@ -95,7 +95,9 @@ pub use jsonwebtoken::Algorithm;
 pub use keys::{ConfigError, Keys, SkippedKey};
 #[cfg(feature = "remote-keys")]
 pub use layer::RemoteIssuer;
-pub use layer::{FailureMode, JwtAuth, JwtAuthService, ResponseFuture, RevokeError, Stats};
+pub use layer::{
+    FailureMode, JwtAuth, JwtAuthService, ResponseFuture, RevokeError, Stats, TokenCacheStats,
+};
 #[cfg(feature = "remote-keys")]
 pub use remote::{
     FetchError, FetchFuture, HttpFetch, HyperFetch, KeysUnavailable, RemoteConfigError, RemoteKeys,

@@ -93,6 +93,8 @@ pub(crate) struct Config {
     /// Identity providers whose tokens are accepted beside our own.
     #[cfg(feature = "remote-keys")]
     pub(super) remote: Vec<super::issuers::RemoteIssuer>,
+    /// Verified tokens, renewed by every change ([`renew_token_cache`](Self::renew_token_cache)).
+    pub(super) token_cache: super::token_cache::TokenCacheSlot,
 }
 
 impl Config {
@@ -115,8 +117,10 @@ impl Config {
             max_token_lifetime: Duration::from_secs(24 * 3600),
             #[cfg(feature = "remote-keys")]
             remote: Vec::new(),
+            token_cache: Default::default(),
         };
         config.sync_max_lifetime();
+        config.renew_token_cache();
         config
     }
 }
