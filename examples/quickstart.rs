@@ -29,6 +29,7 @@
 //! | `JWKS_COOLDOWN_SECS` | `30` | after a fetch of a key set, how long an unknown `kid` is simply refused without another fetch |
 //! | `JWKS_MAX_AGE_SECS` | `600` | how long a key set is fresh; a `Cache-Control: max-age` from the provider overrides it, down to 1 s |
 //! | `JWKS_TIMEOUT_MS` | `5000` | timeout of one fetch (discovery or key set) |
+//! | `TOKEN_CACHE` | unset: the default | verified tokens kept (`0`: none); by default 4096 when remote issuers are set |
 
 #[path = "support/serve.rs"]
 mod serve;
@@ -584,7 +585,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(store) = store {
         auth = auth.store_arc(store);
     }
-    let auth = remote_issuers_from_env(auth)?;
+    let mut auth = remote_issuers_from_env(auth)?;
+    if let Ok(capacity) = std::env::var("TOKEN_CACHE") {
+        auth = auth.token_cache(capacity.parse()?);
+    }
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
