@@ -33,6 +33,7 @@
 //! | `REVOKE_CLIENT_SECRET` | a demo secret (warned about) | its secret |
 //! | `PUBLIC_URL` | unset: `http://` and the request's `Host` | the base URL DPoP proofs name in `htu` (e.g. `https://api.example.com` behind TLS or a proxy) |
 //! | `METRICS` | `1` | `0`: no metrics and no `GET /metrics` (Prometheus text format, public) |
+//! | `TOKEN_CACHE` | unset: the default | verified tokens kept (`0`: none); by default 4096 when remote issuers are set |
 //! | `AUDIT_LOG` | `0` | `1`: every audit event (login, logout, kick, ban, ...) as one JSON object per line on stdout |
 //!
 //! `POST /backchannel-logout` takes OpenID Connect back-channel logout
@@ -627,7 +628,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(store) = store {
         auth = auth.store_arc(store);
     }
-    let auth = remote_issuers_from_env(auth)?;
+    let mut auth = remote_issuers_from_env(auth)?;
+    if let Ok(capacity) = std::env::var("TOKEN_CACHE") {
+        auth = auth.token_cache(capacity.parse()?);
+    }
     let auth = dpop::configure(auth)?;
     let auth = observability::instrument(auth, &scrape);
 

@@ -109,6 +109,7 @@ pub use layer::{
     BACKCHANNEL_LOGOUT_EVENT, DEFAULT_LOGOUT_MAX_AGE,
 };
 pub use layer::{FailureMode, JwtAuth, JwtAuthService, ResponseFuture, RevokeError, Stats};
+pub use layer::TokenCacheStats;
 #[cfg(feature = "remote-keys")]
 pub use remote::{
     FetchError, FetchFuture, HttpFetch, HyperFetch, KeysUnavailable, RemoteConfigError, RemoteKeys,

@@ -401,7 +401,11 @@ pub(crate) fn verify<C: DeserializeOwned>(
     })
 }
 
-fn check_claims(reg: &RawRegistered<'_>, rules: &Rules, now: u64) -> Result<(), AuthError> {
+pub(crate) fn check_claims(
+    reg: &RawRegistered<'_>,
+    rules: &Rules,
+    now: u64,
+) -> Result<(), AuthError> {
     for claim in &rules.required {
         let present = match claim {
             RegisteredClaim::Sub => reg.sub.is_some(),

@@ -99,6 +99,8 @@ pub(crate) struct Config {
     pub(super) remote: Vec<super::issuers::RemoteIssuer>,
     /// DPoP settings (RFC 9449; bound tokens are always held to them).
     pub(super) dpop: crate::dpop::Dpop,
+    /// Verified tokens, renewed by every change ([`renew_token_cache`](Self::renew_token_cache)).
+    pub(super) token_cache: super::token_cache::TokenCacheSlot,
 }
 
 impl Config {
@@ -124,8 +126,10 @@ impl Config {
             #[cfg(feature = "remote-keys")]
             remote: Vec::new(),
             dpop: crate::dpop::Dpop::new(),
+            token_cache: Default::default(),
         };
         config.sync_max_lifetime();
+        config.renew_token_cache();
         config
     }
 }

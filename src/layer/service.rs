@@ -22,6 +22,7 @@ use super::future::{Check, ResponseFuture};
 use super::future::{KeyFetch, Resume};
 #[cfg(feature = "remote-keys")]
 use super::issuers::RemoteKeysFor;
+use super::token_cache::Origin;
 use super::{JwtAuth, Validator};
 #[cfg(feature = "remote-keys")]
 use crate::keys::Keys;
@@ -131,7 +132,7 @@ pub(super) enum Authn<C> {
 }
 
 /// Extract the token and verify it with the keys of its issuer.
-pub(super) fn authenticate<C: DeserializeOwned>(
+pub(super) fn authenticate<C: DeserializeOwned + Clone + Send + Sync + 'static>(
     config: &Config,
     validator: Option<&Validator<C>>,
     headers: &HeaderMap,
@@ -142,6 +143,9 @@ pub(super) fn authenticate<C: DeserializeOwned>(
             false => Err(missing_token()),
         };
     };
+    if let Some(auth) = config.cached::<C>(token) {
+        return validated(auth, validator).map(Authn::Verified);
+    }
     #[cfg(feature = "remote-keys")]
     if !config.remote.is_empty() {
         // Several issuers: the token's `iss` chooses whose keys verify it.
@@ -150,6 +154,7 @@ pub(super) fn authenticate<C: DeserializeOwned>(
             return match config.remote_keys(index, peek.kid.as_deref())? {
                 RemoteKeysFor::Ready(keys) => config
                     .verify_remote(index, &keys, token, validator)
+                    .inspect(|auth| config.remember(token, auth, Origin::remote(index, &keys)))
                     .map(Authn::Verified),
                 RemoteKeysFor::Fetch(fetch) => Ok(Authn::FetchKeys {
                     index,
@@ -162,7 +167,9 @@ pub(super) fn authenticate<C: DeserializeOwned>(
     }
     let need_token_id = config.store.is_some();
     let auth = crate::verify::verify::<C>(token, &config.keys, &config.rules, need_token_id)?;
-    validated(auth, validator).map(Authn::Verified)
+    validated(auth, validator)
+        .inspect(|auth| config.remember(token, auth, Origin::Local))
+        .map(Authn::Verified)
 }
 
 /// `auth`, once the application's own validation (if any) accepts it.

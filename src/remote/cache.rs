@@ -327,6 +327,15 @@ impl Cache {
             .map(|snap| Arc::clone(&snap.keys))
     }
 
+    /// Whether `keys` is the usable snapshot now. A `Weak` keeps its
+    /// allocation, so no later snapshot can share its address.
+    pub(super) fn is_current(&self, keys: &Weak<Keys>) -> bool {
+        let now = Instant::now();
+        self.snapshot.load().as_ref().is_some_and(|snap| {
+            now < snap.usable_until && std::ptr::eq(Arc::as_ptr(&snap.keys), keys.as_ptr())
+        })
+    }
+
     pub(super) fn stats(&self) -> RemoteStats {
         let now = Instant::now();
         let snapshot = self.snapshot.load_full();
