@@ -104,12 +104,12 @@ pub use jsonwebtoken::Algorithm;
 pub use keys::{ConfigError, Keys, SkippedKey};
 #[cfg(feature = "remote-keys")]
 pub use layer::RemoteIssuer;
+pub use layer::TokenCacheStats;
 pub use layer::{
     BackchannelLogout, LogoutEffect, LogoutError, LogoutToken, Revoked, TokenRevocation,
     BACKCHANNEL_LOGOUT_EVENT, DEFAULT_LOGOUT_MAX_AGE,
 };
 pub use layer::{FailureMode, JwtAuth, JwtAuthService, ResponseFuture, RevokeError, Stats};
-pub use layer::TokenCacheStats;
 #[cfg(feature = "remote-keys")]
 pub use remote::{
     FetchError, FetchFuture, HttpFetch, HyperFetch, KeysUnavailable, RemoteConfigError, RemoteKeys,
