@@ -109,7 +109,11 @@ for i in $(seq 1 "$PAIRS"); do
         read -r qr qt qp qe < <(run "$QS_ADDR" "$QS_PID")
         read -r br bt bp be < <(run "$BASE_ADDR" "$BASE_PID")
     fi
-    [ -z "${be:-}" ] && [ -z "${qe:-}" ] || die "non-2xx answers in pair $i (baseline ${be:-0}, quickstart ${qe:-0})"
+    # A stall of the machine can make Redis miss the 100 ms deadline: a few
+    # 503s are counted and reported, more than 1% end the run.
+    [ "${be:-0}" -le $((br / 100)) ] && [ "${qe:-0}" -le $((qr / 100)) ] \
+        || die "non-2xx answers in pair $i (baseline ${be:-0}, quickstart ${qe:-0})"
+    NON2XX=$((${NON2XX:-0} + ${be:-0} + ${qe:-0}))
     read -r ratio cpu_ratio p99_ratio row < <(awk -v br="$br" -v bt="$bt" -v qr="$qr" -v qt="$qt" -v hz="$CLK_TCK" -v i="$i" -v bp="$bp" -v qp="$qp" 'BEGIN {
         bc = bt * 1e6 / hz / br; qc = qt * 1e6 / hz / qr
         printf "%.3f %.3f %.3f | %d | %d | %d | %.3f | %.2f | %.2f | %.3f | %.2f | %.2f | %.3f |\n", qr / br, bc / qc, qp / bp, i, br, qr, qr / br, bc, qc, bc / qc, bp / 1000, qp / 1000, qp / bp }')
@@ -120,4 +124,4 @@ for i in $(seq 1 "$PAIRS"); do
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { printf "%.3f", (a[int((NR + 1) / 2)] + a[int(NR / 2) + 1]) / 2 }'; }
 echo
-echo "Quickstart / baseline ($MODE), median of $PAIRS paired ratios: **$(median "${RATIOS[@]}")** by req/s, **$(median "${CPU_RATIOS[@]}")** by server CPU per request, **$(median "${P99_RATIOS[@]}")** by p99 latency (lower is better)."
+echo "Quickstart / baseline ($MODE), median of $PAIRS paired ratios: **$(median "${RATIOS[@]}")** by req/s, **$(median "${CPU_RATIOS[@]}")** by server CPU per request, **$(median "${P99_RATIOS[@]}")** by p99 latency (lower is better); ${NON2XX:-0} non-2xx answers in all."
