@@ -546,7 +546,12 @@ fn token_cache(c: &mut Criterion) {
         let fresh = |capacity: usize| {
             let base = base.clone();
             let token = case.token.clone();
-            move || (base.clone().token_cache(capacity).layer(noop()), request(&token))
+            move || {
+                (
+                    base.clone().token_cache(capacity).layer(noop()),
+                    request(&token),
+                )
+            }
         };
         // The service and the response are returned, so their drop is not timed.
         for (name, capacity) in [("no_cache", 0), ("miss", 4096)] {

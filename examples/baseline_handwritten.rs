@@ -134,7 +134,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             DecodingKey::from_ec_pem(&std::fs::read(path)?)?,
             Algorithm::ES256,
         ),
-        Err(_) => (DecodingKey::from_secret(secret.as_bytes())?, Algorithm::HS256),
+        Err(_) => (
+            DecodingKey::from_secret(secret.as_bytes())?,
+            Algorithm::HS256,
+        ),
     };
     let mut validation = Validation::new(alg);
     validation.set_issuer(&[issuer]);
