@@ -98,11 +98,11 @@ TOKEN=$(curl -fsS -X POST "http://$LOGIN_ADDR/login" -H 'content-type: applicati
 [ -n "$TOKEN" ] || die "login failed"
 
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-# wrk prints its p99 latency (µs) when done.
+# wrk prints its p99 and p99.9 latency (µs) when done.
 LUA=$(mktemp "${TMPDIR:-/tmp}/tower-jwt-auth-ab.XXXXXX.lua")
 trap 'stop_all; rm -f "$LUA"' EXIT
-echo 'done = function(s, latency, r) io.write(string.format("p99_us %d\n", latency:percentile(99))) end' >"$LUA"
-# run ADDR PID: prints "requests cpu_ticks p99_us non_2xx".
+echo 'done = function(s, latency, r) io.write(string.format("p99_us %d %d\n", latency:percentile(99), latency:percentile(99.9))) end' >"$LUA"
+# run ADDR PID: prints "requests cpu_ticks p99_us p999_us non_2xx".
 run() {
     local before after out
     before=$(ticks "$2")
@@ -110,7 +110,7 @@ run() {
         -H "authorization: Bearer $TOKEN" "http://$1/me")
     after=$(ticks "$2")
     echo "$(awk '/requests in/ { print $1 }' <<<"$out") $((after - before)) \
-        $(awk '$1 == "p99_us" { print $2 }' <<<"$out") $(awk '/Non-2xx/ { print $NF }' <<<"$out")"
+        $(awk '$1 == "p99_us" { print $2, $3 }' <<<"$out") $(awk '/Non-2xx/ { print $NF }' <<<"$out")"
 }
 for addr in "$QS_ADDR" "$BASE_ADDR"; do # warm-up
     ${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"} wrk -t1 -c"$CONNECTIONS" -d2s \
@@ -119,28 +119,34 @@ done
 
 CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 log "mode $MODE against $AGAINST: $PAIRS pairs of ${DURATION} runs (ABBA order)"
-echo "| pair | $AGAINST req | quickstart req | req ratio | $AGAINST CPU µs/req | quickstart CPU µs/req | CPU ratio | $AGAINST p99 (ms) | quickstart p99 (ms) | p99 ratio |"
-echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+echo "| pair | $AGAINST req | quickstart req | req ratio | $AGAINST CPU µs/req | quickstart CPU µs/req | CPU ratio | $AGAINST p99 (ms) | quickstart p99 (ms) | p99 ratio | p99.9 ratio |"
+echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 RATIOS=()
 CPU_RATIOS=()
 P99_RATIOS=()
+P999_RATIOS=()
 for i in $(seq 1 "$PAIRS"); do
     if [ $((i % 2)) = 1 ]; then
-        read -r br bt bp be < <(run "$BASE_ADDR" "$BASE_PID")
-        read -r qr qt qp qe < <(run "$QS_ADDR" "$QS_PID")
+        read -r br bt bp bpp be < <(run "$BASE_ADDR" "$BASE_PID")
+        read -r qr qt qp qpp qe < <(run "$QS_ADDR" "$QS_PID")
     else
-        read -r qr qt qp qe < <(run "$QS_ADDR" "$QS_PID")
-        read -r br bt bp be < <(run "$BASE_ADDR" "$BASE_PID")
+        read -r qr qt qp qpp qe < <(run "$QS_ADDR" "$QS_PID")
+        read -r br bt bp bpp be < <(run "$BASE_ADDR" "$BASE_PID")
     fi
-    [ -z "${be:-}" ] && [ -z "${qe:-}" ] || die "non-2xx answers in pair $i (baseline ${be:-0}, quickstart ${qe:-0})"
-    read -r ratio cpu_ratio p99_ratio row < <(awk -v br="$br" -v bt="$bt" -v qr="$qr" -v qt="$qt" -v hz="$CLK_TCK" -v i="$i" -v bp="$bp" -v qp="$qp" 'BEGIN {
+    # A stall of the machine can make Redis miss the 100 ms deadline: a few
+    # 503s are counted and reported, more than 1% end the run.
+    [ "${be:-0}" -le $((br / 100)) ] && [ "${qe:-0}" -le $((qr / 100)) ] \
+        || die "non-2xx answers in pair $i (baseline ${be:-0}, quickstart ${qe:-0})"
+    NON2XX=$((${NON2XX:-0} + ${be:-0} + ${qe:-0}))
+    read -r ratio cpu_ratio p99_ratio p999_ratio row < <(awk -v br="$br" -v bt="$bt" -v qr="$qr" -v qt="$qt" -v hz="$CLK_TCK" -v i="$i" -v bp="$bp" -v qp="$qp" -v bpp="$bpp" -v qpp="$qpp" 'BEGIN {
         bc = bt * 1e6 / hz / br; qc = qt * 1e6 / hz / qr
-        printf "%.3f %.3f %.3f | %d | %d | %d | %.3f | %.2f | %.2f | %.3f | %.2f | %.2f | %.3f |\n", qr / br, bc / qc, qp / bp, i, br, qr, qr / br, bc, qc, bc / qc, bp / 1000, qp / 1000, qp / bp }')
+        printf "%.3f %.3f %.3f %.3f | %d | %d | %d | %.3f | %.2f | %.2f | %.3f | %.2f | %.2f | %.3f | %.3f |\n", qr / br, bc / qc, qp / bp, qpp / bpp, i, br, qr, qr / br, bc, qc, bc / qc, bp / 1000, qp / 1000, qp / bp, qpp / bpp }')
     echo "$row"
     RATIOS+=("$ratio")
     CPU_RATIOS+=("$cpu_ratio")
     P99_RATIOS+=("$p99_ratio")
+    P999_RATIOS+=("$p999_ratio")
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { printf "%.3f", (a[int((NR + 1) / 2)] + a[int(NR / 2) + 1]) / 2 }'; }
 echo
-echo "Quickstart / $AGAINST ($MODE), median of $PAIRS paired ratios: **$(median "${RATIOS[@]}")** by req/s, **$(median "${CPU_RATIOS[@]}")** by server CPU per request, **$(median "${P99_RATIOS[@]}")** by p99 latency (lower is better)."
+echo "Quickstart / $AGAINST ($MODE), median of $PAIRS paired ratios: **$(median "${RATIOS[@]}")** by req/s, **$(median "${CPU_RATIOS[@]}")** by server CPU per request, **$(median "${P99_RATIOS[@]}")** by p99 latency and **$(median "${P999_RATIOS[@]}")** by p99.9 (lower is better); ${NON2XX:-0} non-2xx answers in all."

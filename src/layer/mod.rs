@@ -388,6 +388,30 @@ impl<C> JwtAuth<C> {
     /// validator and the revocation store still run on every request. Any
     /// later builder call empties the cache. See `BENCHMARKS.md` for what
     /// it saves.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_jwt_auth::{JwtAuth, Keys};
+    ///
+    /// #[derive(Clone, serde::Deserialize)]
+    /// struct MyClaims {}
+    ///
+    /// // An identity provider's P-256 key: on by default, 4096 tokens.
+    /// let jwks = r#"{"keys": [{"kty": "EC", "kid": "ec-1", "crv": "P-256",
+    ///     "x": "bzJ6vCOfgh22oFcmyMeikG_smePxW-gBSbJKhGfP-4Y",
+    ///     "y": "69hzIrTzTE00dj4XWF1EBGvzC_AFMbZtReTNe59fptY"}]}"#;
+    /// let auth = JwtAuth::<MyClaims>::new(Keys::from_jwk_set(jwks).unwrap());
+    /// assert_eq!(auth.token_cache_stats().unwrap().capacity, 4096);
+    ///
+    /// let auth = auth.token_cache(50_000);
+    /// assert_eq!(auth.token_cache_stats().unwrap().capacity, 50_000);
+    /// assert!(auth.token_cache(0).token_cache_stats().is_none());
+    ///
+    /// // HMAC keys only: no cache.
+    /// let hs = JwtAuth::<MyClaims>::new(Keys::hs256(b"a secret of at least thirty-two bytes!").unwrap());
+    /// assert!(hs.token_cache_stats().is_none());
+    /// ```
     #[must_use]
     pub fn token_cache(self, capacity: usize) -> Self {
         self.configure(|c| c.token_cache.set_capacity(capacity))
