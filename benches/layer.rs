@@ -14,6 +14,9 @@
 //!   (a hot token: answered locally, no Redis command), next to the stateless
 //!   layer for the same session-bound token.
 //!
+//! - `token_cache/<alg>/…`: the verified-token cache: no cache, a miss, a
+//!   hit, and the HS256 layer for comparison.
+//!
 //! ```text
 //! cargo bench --bench layer -- --warm-up-time 1 --measurement-time 3
 //! ```
@@ -193,7 +196,8 @@ fn stateless(c: &mut Criterion) {
     let all = cases();
     for case in &all {
         let mut group = c.benchmark_group(format!("stateless/{}", case.name));
-        let jwt = auth::<BenchClaims>(case.keys.clone());
+        // Verification every time (the cache is measured in `token_cache`).
+        let jwt = auth::<BenchClaims>(case.keys.clone()).token_cache(0);
         let mut svc = jwt.layer(noop());
         // Same token, both paths accept it.
         assert_eq!(call_now(&mut svc, request(&case.token)).status(), 200);
@@ -504,7 +508,13 @@ fn remote(c: &mut Criterion) {
             .unwrap(),
     );
     let mut group = c.benchmark_group("remote/ES256");
-    for (name, jwt) in [("static_keys", local), ("remote_issuer", remote)] {
+    let cached = remote.clone();
+    let (local, remote) = (local.token_cache(0), remote.token_cache(0));
+    for (name, jwt) in [
+        ("static_keys", local),
+        ("remote_issuer", remote),
+        ("remote_issuer_cached", cached),
+    ] {
         let mut svc = jwt.layer(noop());
         assert_eq!(call_now(&mut svc, request(&token)).status(), 200, "{name}");
         group.bench_function(name, |b| {
@@ -521,5 +531,62 @@ fn remote(c: &mut Criterion) {
 #[cfg(not(feature = "remote-keys"))]
 fn remote(_: &mut Criterion) {}
 
-criterion_group!(benches, stateless, store, remote);
+/// The verified-token cache (issue 17): the same token through the layer
+/// over a no-op service, `no_cache` (verified every time), `miss` (a token
+/// the cache has not seen: a fresh layer, so a fresh cache, for every
+/// request; its set-up is not timed) and `hit`; next to the HS256 layer
+/// without cache, the figure a hit should come near.
+fn token_cache(c: &mut Criterion) {
+    let all = cases();
+    let hs256 = all.iter().find(|c| c.name == "HS256").unwrap();
+    let mut hs = auth::<BenchClaims>(hs256.keys.clone()).layer(noop());
+    for case in all.iter().filter(|c| c.name != "HS256") {
+        let mut group = c.benchmark_group(format!("token_cache/{}", case.name));
+        let base = auth::<BenchClaims>(case.keys.clone());
+        let fresh = |capacity: usize| {
+            let base = base.clone();
+            let token = case.token.clone();
+            move || {
+                (
+                    base.clone().token_cache(capacity).layer(noop()),
+                    request(&token),
+                )
+            }
+        };
+        // The service and the response are returned, so their drop is not timed.
+        for (name, capacity) in [("no_cache", 0), ("miss", 4096)] {
+            group.bench_function(name, |b| {
+                b.iter_batched(
+                    fresh(capacity),
+                    |(mut svc, req)| {
+                        let response = call_now(&mut svc, req);
+                        (svc, response)
+                    },
+                    BatchSize::SmallInput,
+                )
+            });
+        }
+        let mut hot = base.clone().layer(noop());
+        assert_eq!(call_now(&mut hot, request(&case.token)).status(), 200);
+        group.bench_function("hit", |b| {
+            b.iter_batched(
+                || request(&case.token),
+                |req| call_now(&mut hot, req),
+                BatchSize::SmallInput,
+            )
+        });
+        group.bench_function("hs256_no_cache", |b| {
+            b.iter_batched(
+                || request(&hs256.token),
+                |req| call_now(&mut hs, req),
+                BatchSize::SmallInput,
+            )
+        });
+        group.finish();
+        let stats = base.token_cache_stats().unwrap();
+        eprintln!("token cache {}: {stats:?}", case.name);
+    }
+}
+
+criterion_group!(benches, stateless, store, remote, token_cache);
 criterion_main!(benches);

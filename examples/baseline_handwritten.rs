@@ -2,7 +2,7 @@
 //! `BENCHMARKS.md`): what an application would write without this crate.
 //!
 //! An axum `middleware::from_fn` that reads `Authorization: Bearer`, runs
-//! `jsonwebtoken::decode` (HS256) with the same validation as the quickstart
+//! `jsonwebtoken::decode` (HS256, or ES256 with a static public key) with the same validation as the quickstart
 //! (issuer, audience and `exp` required, 30 s leeway), and, when `REDIS_URL`
 //! is set, sends one `EXISTS jwt:{<sub>}:deny:<jti>` per request on one
 //! multiplexed Redis connection. `/me` answers the same JSON as the
@@ -17,8 +17,11 @@
 //! | `BASELINE_ADDR` | `127.0.0.1:3001` | listen address |
 //! | `JWT_SECRET` | the quickstart's demo secret | HS256 secret |
 //! | `REDIS_URL` | unset: no Redis | one `EXISTS` per request when set |
+//! | `BASELINE_ES256_KEY` | unset: HS256 | a P-256 public key (PEM): verify ES256 tokens with it instead |
+//! | `BASELINE_ISSUER` | the quickstart's issuer | the accepted `iss` |
 //!
-//! Tokens: `POST /login` on the quickstart (same secret, issuer and audience).
+//! Tokens: `POST /login` on the quickstart (same secret, issuer and audience);
+//! for ES256, `examples/mint_token.rs`.
 
 #[path = "support/serve.rs"]
 mod serve;
@@ -125,8 +128,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .parse()?;
     let secret = std::env::var("JWT_SECRET").unwrap_or_else(|_| DEMO_SECRET.into());
 
-    let mut validation = Validation::new(Algorithm::HS256);
-    validation.set_issuer(&[ISSUER]);
+    let issuer = std::env::var("BASELINE_ISSUER").unwrap_or_else(|_| ISSUER.into());
+    let (key, alg) = match std::env::var("BASELINE_ES256_KEY") {
+        Ok(path) => (
+            DecodingKey::from_ec_pem(&std::fs::read(path)?)?,
+            Algorithm::ES256,
+        ),
+        Err(_) => (
+            DecodingKey::from_secret(secret.as_bytes())?,
+            Algorithm::HS256,
+        ),
+    };
+    let mut validation = Validation::new(alg);
+    validation.set_issuer(&[issuer]);
     validation.set_audience(&[AUDIENCE]);
     // Setting iss/aud does not make them required (jsonwebtoken #493).
     validation.set_required_spec_claims(&["exp", "iss", "aud"]);
@@ -140,13 +154,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
         Err(_) => None,
     };
-    let mode = if redis.is_some() {
-        "one EXISTS per request"
-    } else {
-        "stateless"
+    let mode = match redis.is_some() {
+        true => format!("{alg:?}, one EXISTS per request"),
+        false => format!("{alg:?}, stateless"),
     };
     let verifier = Arc::new(Verifier {
-        key: DecodingKey::from_secret(secret.as_bytes())?,
+        key,
         validation,
         redis,
     });

@@ -29,7 +29,16 @@
 //! | `JWKS_COOLDOWN_SECS` | `30` | after a fetch of a key set, how long an unknown `kid` is simply refused without another fetch |
 //! | `JWKS_MAX_AGE_SECS` | `600` | how long a key set is fresh; a `Cache-Control: max-age` from the provider overrides it, down to 1 s |
 //! | `JWKS_TIMEOUT_MS` | `5000` | timeout of one fetch (discovery or key set) |
+//! | `REVOKE_CLIENT_ID` | `quickstart-client` (warned about) | the client of `POST /revoke` (RFC 7009, HTTP Basic) |
+//! | `REVOKE_CLIENT_SECRET` | a demo secret (warned about) | its secret |
 //! | `PUBLIC_URL` | unset: `http://` and the request's `Host` | the base URL DPoP proofs name in `htu` (e.g. `https://api.example.com` behind TLS or a proxy) |
+//! | `METRICS` | `1` | `0`: no metrics and no `GET /metrics` (Prometheus text format, public) |
+//! | `TOKEN_CACHE` | unset: the default | verified tokens kept (`0`: none); by default 4096 when remote issuers are set |
+//! | `AUDIT_LOG` | `0` | `1`: every audit event (login, logout, kick, ban, ...) as one JSON object per line on stdout |
+//!
+//! `POST /backchannel-logout` takes OpenID Connect back-channel logout
+//! tokens of our own issuer (audience `quickstart`) and of `OIDC_ISSUERS`
+//! (audience `OIDC_AUDIENCE`).
 //!
 //! DPoP (RFC 9449) is on for every protected route: a token bound to a key
 //! (`cnf.jkt`) needs `Authorization: DPoP` and a `DPoP` proof. `/login` and
@@ -38,6 +47,10 @@
 
 #[path = "support/dpop.rs"]
 mod dpop;
+#[path = "support/observability.rs"]
+mod observability;
+#[path = "support/revocation_routes.rs"]
+mod revocation_routes;
 #[path = "support/serve.rs"]
 mod serve;
 
@@ -525,6 +538,7 @@ fn app(auth: JwtAuth<DemoClaims>, stateful: bool, rate: (f64, u32)) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .merge(credential_routes(rate.0, rate.1))
+        .merge(revocation_routes::routes(&state.auth))
         .merge(protected)
         .with_state(state)
 }
@@ -603,6 +617,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         format!("{backend}{cache}")
     };
 
+    // The recorder first: the layer registers its series with it.
+    let scrape = observability::install();
     let mut auth = JwtAuth::<DemoClaims>::new(Keys::hs256(secret.as_bytes())?)
         .issuer(ISSUER)
         .audience(AUDIENCE)
@@ -612,8 +628,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(store) = store {
         auth = auth.store_arc(store);
     }
-    let auth = remote_issuers_from_env(auth)?;
+    let mut auth = remote_issuers_from_env(auth)?;
+    if let Ok(capacity) = std::env::var("TOKEN_CACHE") {
+        auth = auth.token_cache(capacity.parse()?);
+    }
     let auth = dpop::configure(auth)?;
+    let auth = observability::instrument(auth, &scrape);
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
@@ -632,7 +652,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let max_connections = usize::try_from(env_u64("MAX_CONNECTIONS", 1024)).unwrap_or(usize::MAX);
     serve::serve(
         listener,
-        app(auth, stateful, rate),
+        app(auth, stateful, rate).merge(observability::routes(scrape)),
         header_read_timeout,
         max_connections,
         async {

@@ -101,6 +101,7 @@ row base_stateless "baseline from_fn + jsonwebtoken" "$EXAMPLES/baseline_handwri
 row qs_stateless "quickstart STATELESS=1" "$EXAMPLES/quickstart" STATELESS=1
 row base_redis "baseline + one EXISTS" "$EXAMPLES/baseline_handwritten" REDIS_URL="$REDIS_URL"
 row qs_redis "quickstart RedisStore (session token)" "$EXAMPLES/quickstart" REDIS_URL="$REDIS_URL"
+row qs_near "quickstart RedisStore + NEAR_CACHE=1" "$EXAMPLES/quickstart" REDIS_URL="$REDIS_URL" NEAR_CACHE=1
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 {
@@ -115,4 +116,5 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
     echo "| --- | ---: | ---: |"
     echo "| 1. stateless | $(ratio "${TOTAL[base_stateless]}" "${TOTAL[qs_stateless]}") | $(ratio "${BARE[base_stateless]}" "${BARE[qs_stateless]}") |"
     echo "| 2. Redis mode | $(ratio "${TOTAL[base_redis]}" "${TOTAL[qs_redis]}") | $(ratio "${BARE[base_redis]}" "${BARE[qs_redis]}") |"
+    echo "| 3. quickstart stateless / quickstart near-cache | $(ratio "${TOTAL[qs_stateless]}" "${TOTAL[qs_near]}") | $(ratio "${BARE[qs_stateless]}" "${BARE[qs_near]}") |"
 }

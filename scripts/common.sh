@@ -44,10 +44,15 @@ wait_for_http() {
 }
 
 # build_examples NAME...: builds these release examples (unless SKIP_BUILD is
-# set) and sets EXAMPLES to the folder they are in.
+# set) with the features in FEATURES (default remote-keys, for the remote
+# issuer rows; empty: the default features only) and sets EXAMPLES to the
+# folder they are in. The release profile is Cargo.toml's (thin LTO, one
+# codegen unit), the same for the quickstart and the baseline.
 build_examples() {
     local args=() name
     for name in "$@"; do args+=(--example "$name"); done
+    FEATURES=${FEATURES-remote-keys}
+    [ -z "$FEATURES" ] || args+=(--features "$FEATURES")
     cd "$ROOT"
     if [ -z "${SKIP_BUILD:-}" ]; then
         log "building release examples..."

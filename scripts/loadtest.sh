@@ -13,7 +13,15 @@
 # examples/memory_sizing against the private Redis at the end), KEEP_LOGS
 # (unset: the wrk, server, Redis and MONITOR outputs are deleted at the end).
 #
-# Needs: cargo, curl, redis-server, redis-cli, wrk (installed with apt-get
+# The ES256 rows (issue 17) verify one ES256 token of a local identity
+# provider: the quickstart as a remote issuer found by discovery (keys from
+# its JWKS, served by python3's http.server), with and without the token
+# cache, and the baseline with the same public key given statically.
+# Latency percentiles (p50, p99, p99.9) come from wrk's histogram through a
+# Lua `done` hook. Built with the release profile of Cargo.toml (thin LTO,
+# one codegen unit) and FEATURES (scripts/common.sh: remote-keys).
+#
+# Needs: cargo, curl, python3, redis-server, redis-cli, wrk (installed with apt-get
 # when missing and run as root). Uses taskset, when present and there are at
 # least two CPUs, to pin the server to SERVER_CPU and wrk + redis-server to
 # CLIENT_CPU.
@@ -55,7 +63,7 @@ if ! command -v wrk >/dev/null; then
         die "wrk is not installed (apt-get install wrk, or brew install wrk)"
     fi
 fi
-need cargo curl redis-server redis-cli wrk
+need cargo curl python3 redis-server redis-cli wrk
 
 SERVER_PIN=()
 CLIENT_PIN=()
@@ -68,7 +76,7 @@ fi
 
 # --- build ---------------------------------------------------------------------
 
-build_examples quickstart baseline_handwritten memory_sizing
+build_examples quickstart baseline_handwritten memory_sizing mint_token
 QUICKSTART="$EXAMPLES/quickstart"
 BASELINE="$EXAMPLES/baseline_handwritten"
 
@@ -91,7 +99,7 @@ start_server() {
     [ "$which" = baseline ] && bin=$BASELINE
     for _ in 1 2 3; do # a new port when the chosen one was taken meanwhile
         ADDR="127.0.0.1:$(free_port)"
-        env -u REDIS_URL -u STATELESS -u NEAR_CACHE -u JWT_SECRET \
+        env -u REDIS_URL -u STATELESS -u NEAR_CACHE -u JWT_SECRET -u OIDC_ISSUERS -u TOKEN_CACHE \
             QUICKSTART_ADDR="$ADDR" BASELINE_ADDR="$ADDR" RUST_LOG=warn ACCESS_TTL_SECS=3600 "$@" \
             ${SERVER_PIN[@]+"${SERVER_PIN[@]}"} "$bin" >"$WORK/server.log" 2>&1 &
         SERVER_PID=$!
@@ -158,8 +166,17 @@ monitor_count() { # path token
 }
 
 DISCARDED=()
+declare -A P50 P999 P50_MED P999_MED
 declare -A RPS P99 CMDS BREAKDOWN LABEL ROUTE RPS_MED P99_MED RCPU RCPU_MED ERRORS SCPU SCPU_MED
 KEYS=()
+
+# wrk prints p50, p99 and p99.9 of its latency histogram (µs) when done.
+cat >"$WORK/percentiles.lua" <<'LUA'
+done = function(summary, latency, requests)
+  io.write(string.format("percentiles_us %d %d %d\n", latency:percentile(50),
+    latency:percentile(99), latency:percentile(99.9)))
+end
+LUA
 
 # wrk's latency ("950.00us", "12.65ms", "1.02s") in milliseconds.
 to_ms() {
@@ -182,7 +199,7 @@ median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) 
 run() {
     local key=$1 label=$2 path=$3 token=$4 redis=$5
     local out="$WORK/wrk-$key-$ROUND.txt"
-    local before="" cpu_before="" ticks_before ticks_after requests rps p99 errors attempt
+    local before="" cpu_before="" ticks_before ticks_after requests rps p50 p99 p999 errors attempt
     for attempt in 1 2; do
         log "[round $ROUND/$ROUNDS] [$key] $label: warm-up $WARMUP, then $DURATION with $CONNECTIONS connections"
         ${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"} wrk -t1 -c"$CONNECTIONS" -d"$WARMUP" \
@@ -190,7 +207,7 @@ run() {
         if [ "$redis" = 1 ]; then before=$(commandstats); cpu_before=$(redis_cpu); fi
         ticks_before=$(server_ticks)
         ${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"} wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
-            -H "authorization: Bearer $token" "http://$ADDR$path" >"$out"
+            -s "$WORK/percentiles.lua" -H "authorization: Bearer $token" "http://$ADDR$path" >"$out"
         ticks_after=$(server_ticks)
         cat "$out" >&2
         requests=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$out")
@@ -208,7 +225,8 @@ run() {
     done
     ERRORS[$key]=$(( ${ERRORS[$key]:-0} + errors ))
     rps=$(sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$out")
-    p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
+    read -r p50 p99 p999 < <(awk '$1 == "percentiles_us" { printf "%.3f %.3f %.3f\n", $2 / 1000, $3 / 1000, $4 / 1000 }' "$out")
+    [ -n "${p999:-}" ] || p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")")
     [ -n "$requests" ] && [ -n "$rps" ] || die "[$key] could not read wrk's output"
     [ -n "${LABEL[$key]:-}" ] || KEYS+=("$key")
     LABEL[$key]=$label
@@ -216,6 +234,8 @@ run() {
     RPS[$key]="${RPS[$key]:-} $rps"
     SCPU[$key]="${SCPU[$key]:-} $(awk -v a="$ticks_after" -v b="$ticks_before" -v t="$CLK_TCK" -v r="$requests" 'BEGIN { printf "%.2f", (a - b) / t * 1e6 / r }')"
     P99[$key]="${P99[$key]:-} $p99"
+    P50[$key]="${P50[$key]:-} ${p50:-0}"
+    P999[$key]="${P999[$key]:-} ${p999:-0}"
     if [ "$redis" = 1 ]; then
         local after breakdown cpu_after
         cpu_after=$(redis_cpu)
@@ -247,6 +267,22 @@ TOKEN=$(login)
 stop_server
 [ -n "$TOKEN" ] || die "login failed"
 
+# A local identity provider: discovery document and JWKS (the public half of
+# tests/keys/ec_p256_public.pem, kid ec-1) as static files, and one ES256
+# token of it.
+IDP_PORT=$(free_port)
+IDP="http://127.0.0.1:$IDP_PORT"
+mkdir -p "$WORK/idp/.well-known"
+printf '{"issuer":"%s","jwks_uri":"%s/jwks.json"}' "$IDP" "$IDP" >"$WORK/idp/.well-known/openid-configuration"
+cp "$ROOT/tests/keys/jwks.json" "$WORK/idp/jwks.json"
+${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"} python3 -m http.server --bind 127.0.0.1 --directory "$WORK/idp" "$IDP_PORT" \
+    >"$WORK/idp.log" 2>&1 &
+PIDS+=($!)
+wait_for_http "$IDP/.well-known/openid-configuration"
+TOKEN_ES256=$(MINT_ISSUER="$IDP" MINT_KEY="$ROOT/tests/keys/ec_p256_private.pem" MINT_KID=ec-1 "$EXAMPLES/mint_token")
+[ -n "$TOKEN_ES256" ] || die "could not mint the ES256 token"
+ES256_PUBLIC="$ROOT/tests/keys/ec_p256_public.pem"
+
 # --- runs ---------------------------------------------------------------------
 
 ROUNDS=${ROUNDS:-1}
@@ -272,6 +308,18 @@ for ROUND in $(seq 1 "$ROUNDS"); do
     run qs_near "quickstart RedisStore + NEAR_CACHE=1" /me "$TOKEN" 1
     stop_server
 
+    start_server baseline /bare BASELINE_ES256_KEY="$ES256_PUBLIC" BASELINE_ISSUER="$IDP"
+    run base_es256 "baseline from_fn + jsonwebtoken ES256 (static key)" /me "$TOKEN_ES256" 0
+    stop_server
+
+    start_server quickstart /health STATELESS=1 OIDC_ISSUERS="$IDP"
+    run qs_es256 "quickstart STATELESS=1, ES256 remote issuer, token cache" /me "$TOKEN_ES256" 0
+    stop_server
+
+    start_server quickstart /health STATELESS=1 OIDC_ISSUERS="$IDP" TOKEN_CACHE=0
+    run qs_es256_nocache "quickstart STATELESS=1, ES256 remote issuer, no token cache" /me "$TOKEN_ES256" 0
+    stop_server
+
     start_server quickstart /health
     TOKEN_MEMORY=$(login)
     run qs_memory "quickstart MemoryStore (session token)" /me "$TOKEN_MEMORY" 0
@@ -284,6 +332,8 @@ done
 for key in "${KEYS[@]}"; do
     RPS_MED[$key]=$(median ${RPS[$key]})
     P99_MED[$key]=$(median ${P99[$key]})
+    P50_MED[$key]=$(median ${P50[$key]})
+    P999_MED[$key]=$(median ${P999[$key]})
     # Other load on the machine only ever adds CPU time (cache and core
     # contention): the best round is the closest to the intrinsic cost.
     SCPU_MED[$key]=$(minimum ${SCPU[$key]})
@@ -315,6 +365,16 @@ R4=$(ratio qs_memory base_stateless)
 K1=$(cpu_ratio qs_stateless base_stateless)
 K2=$(cpu_ratio qs_redis base_redis)
 K3=$(cpu_ratio qs_near qs_stateless)
+E1=$(ratio qs_es256 qs_stateless)
+E2=$(ratio qs_es256 base_es256)
+E3=$(ratio qs_es256_nocache base_es256)
+EP1=$(paired qs_es256 qs_stateless)
+EP2=$(paired qs_es256 base_es256)
+EK1=$(cpu_ratio qs_es256 qs_stateless)
+EK2=$(cpu_ratio qs_es256 base_es256)
+T1=$(awk -v a="${P99_MED[qs_redis]}" -v b="${P99_MED[base_redis]}" 'BEGIN { printf "%.2f", a / b }')
+T2=$(awk -v a="${P999_MED[qs_redis]}" -v b="${P999_MED[base_redis]}" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }')
+T3=$(awk -v a="${RCPU_MED[qs_redis]}" -v b="${RCPU_MED[base_redis]}" 'BEGIN { printf "%.2f", a / b }')
 C1=${CMDS[qs_redis]}
 C2=${CMDS[qs_near]}
 C1_OK=$([ "$C1" = "1.00" ] && echo yes || echo "**no**")
@@ -326,13 +386,28 @@ WHAT=$([ "$ROUNDS" -gt 1 ] && echo "median of $ROUNDS rounds" || echo "one round
     echo "Load test ($WHAT): wrk -t$THREADS -c$CONNECTIONS -d$DURATION after a $WARMUP warm-up, loopback;"
     echo "$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ //')); pinning: $PINNING; redis $(redis-server --version | sed -n 's/.*v=\([0-9.]*\).*/\1/p')."
     echo
-    echo "| server | route | req/s | p99 (ms) | non-2xx | server CPU / request (µs, best round) | Redis commands / request | Redis CPU / request (µs) |"
-    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| server | route | req/s | p50 (ms) | p99 (ms) | p99.9 (ms) | non-2xx | server CPU / request (µs, best round) | Redis commands / request | Redis CPU / request (µs) |"
+    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     for key in "${KEYS[@]}"; do
-        printf '| %s | `%s` | %.0f | %.2f | %s | %s | %s | %s |\n' "${LABEL[$key]}" "${ROUTE[$key]}" \
-            "${RPS_MED[$key]}" "${P99_MED[$key]}" "${ERRORS[$key]:-0}" "${SCPU_MED[$key]}" \
-            "${CMDS[$key]:--}" "${RCPU_MED[$key]:--}"
+        printf '| %s | `%s` | %.0f | %.2f | %.2f | %.2f | %s | %s | %s | %s |\n' "${LABEL[$key]}" "${ROUTE[$key]}" \
+            "${RPS_MED[$key]}" "${P50_MED[$key]}" "${P99_MED[$key]}" "${P999_MED[$key]}" "${ERRORS[$key]:-0}" \
+            "${SCPU_MED[$key]}" "${CMDS[$key]:--}" "${RCPU_MED[$key]:--}"
     done
+    echo
+    echo "Issue 17 (ES256 and the tail):"
+    echo
+    echo "| ratio | by req/s (medians) | by req/s (paired rounds) | by server CPU / request | goal | met (req/s medians, paired, CPU) |"
+    echo "| --- | ---: | ---: | ---: | ---: | --- |"
+    echo "| 1a. ES256 remote issuer, cached / quickstart HS256 stateless | $E1 | $EP1 | $EK1 | ≥ 0.90 | $(at_least "$E1" 0.9), $(at_least "$EP1" 0.9), $(at_least "$EK1" 0.9) |"
+    echo "| 1b. ES256 remote issuer, cached / baseline ES256 | $E2 | $EP2 | $EK2 | ≥ 3 | $(at_least "$E2" 3), $(at_least "$EP2" 3), $(at_least "$EK2" 3) |"
+    echo "| ES256 remote issuer, no cache / baseline ES256 | $E3 | $(paired qs_es256_nocache base_es256) | $(cpu_ratio qs_es256_nocache base_es256) | (info) | |"
+    echo "| 3. Redis mode req/s / baseline + EXISTS | $R2 | $P2 | $K2 | ≥ 1.00 | $(at_least "$R2" 1), $(at_least "$P2" 1), $(at_least "$K2" 1) |"
+    echo
+    echo "| 3. Redis mode against baseline + EXISTS | quickstart | baseline | ratio | goal | met |"
+    echo "| --- | ---: | ---: | ---: | ---: | --- |"
+    echo "| p99 (ms, median of rounds) | ${P99_MED[qs_redis]} | ${P99_MED[base_redis]} | $T1 | ≤ 1.10 | $(at_least 1.1 "$T1") |"
+    echo "| p99.9 (ms) | ${P999_MED[qs_redis]} | ${P999_MED[base_redis]} | $T2 | (info) | |"
+    echo "| Redis CPU / request (µs) | ${RCPU_MED[qs_redis]} | ${RCPU_MED[base_redis]} | $T3 | ≤ 1.00 | $(at_least 1 "$T3") |"
     echo
     echo "| ratio | by req/s (medians) | by req/s (paired rounds) | by server CPU / request | goal | met (req/s medians, paired, CPU) |"
     echo "| --- | ---: | ---: | ---: | ---: | --- |"

@@ -187,6 +187,10 @@ pub(crate) struct RawRegistered<'a> {
     pub(crate) scp: Option<Audience<'a>>,
     #[serde(borrow, default)]
     pub(crate) client_id: Option<Cow<'a, str>>,
+    /// `events` is there, whatever its value: a security event token
+    /// (RFC 8417), never an access token.
+    #[serde(default, deserialize_with = "crate::verify::present")]
+    pub(crate) events: bool,
     #[serde(borrow, default)]
     pub(crate) cnf: Option<Confirmation<'a>>,
 }

@@ -61,6 +61,7 @@
 //! | `redis-sentinel` | no | `RedisStore::sentinel`: Redis Sentinel (master discovery, failover) |
 //! | `redis-tls` | no | `rediss://` with rustls |
 //! | `remote-keys` | no | [`RemoteKeys`]: key sets of identity providers (JWKS URL, OIDC discovery) over hyper + rustls |
+//! | `metrics` | yes | [`JwtAuth::metrics`]: request outcomes, store latency, breaker, near-cache, session events through the `metrics` facade ([`metrics`] lists the series) |
 //! | `test-util` | no | [`JwtAuth::test_token`] and friends for your own tests |
 //!
 //! # Responses
@@ -71,12 +72,15 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+mod audit;
 mod authorize;
 mod claims;
 pub mod dpop;
 mod error;
+mod form;
 mod keys;
 mod layer;
+pub mod metrics;
 #[cfg(feature = "remote-keys")]
 mod remote;
 mod session;
@@ -84,19 +88,27 @@ mod source;
 pub mod store;
 #[cfg(feature = "test-util")]
 pub mod testing;
+pub mod trace;
 mod util;
 mod verify;
 
+pub use audit::{AuditEvent, AuditSink, SessionEvent, AUDIT_QUEUE_CAPACITY};
 pub use authorize::{RequireFuture, RequireLayer, RequireService};
 #[cfg(feature = "axum")]
 pub use claims::ClaimsRejection;
 pub use claims::{Authenticated, Claims, RegisteredClaims};
 pub use dpop::{Dpop, DpopConfigError, DpopProof};
 pub use error::{AuthError, ErrorKind};
+pub use form::MAX_FORM_LEN;
 pub use jsonwebtoken::Algorithm;
 pub use keys::{ConfigError, Keys, SkippedKey};
 #[cfg(feature = "remote-keys")]
 pub use layer::RemoteIssuer;
+pub use layer::TokenCacheStats;
+pub use layer::{
+    BackchannelLogout, LogoutEffect, LogoutError, LogoutToken, Revoked, TokenRevocation,
+    BACKCHANNEL_LOGOUT_EVENT, DEFAULT_LOGOUT_MAX_AGE,
+};
 pub use layer::{FailureMode, JwtAuth, JwtAuthService, ResponseFuture, RevokeError, Stats};
 #[cfg(feature = "remote-keys")]
 pub use remote::{

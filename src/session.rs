@@ -17,6 +17,7 @@ use std::time::Duration;
 use base64::Engine;
 use serde::Serialize;
 
+use crate::audit::{AuditEvent, SessionEvent};
 use crate::claims::Authenticated;
 use crate::layer::{JwtAuth, SignError};
 use crate::store::{
@@ -193,7 +194,7 @@ impl<C> JwtAuth<C> {
     }
 }
 
-fn parse_refresh(token: &str) -> Option<(String, &str, u64, &str)> {
+pub(crate) fn parse_refresh(token: &str) -> Option<(String, &str, u64, &str)> {
     if token.len() > 2048 {
         return None;
     }
@@ -240,6 +241,11 @@ impl<C> Sessions<C> {
         self.store()?
             .sessions()
             .ok_or(SessionError::NotConfigured("the store has no sessions"))
+    }
+
+    /// Count and deliver an audit event (never waits).
+    fn audit(&self, event: AuditEvent) {
+        self.auth.config().audit_event(event);
     }
 
     fn markers(&self) -> Duration {
@@ -336,9 +342,19 @@ impl<C> Sessions<C> {
         let replaced = match outcome {
             CreateOutcome::Created { replaced } => replaced,
             CreateOutcome::Banned { until } => return Err(SessionError::Banned { until }),
-            CreateOutcome::LimitReached => return Err(SessionError::LimitReached),
+            CreateOutcome::LimitReached => {
+                let event = AuditEvent::new(SessionEvent::RejectedLogin, subject);
+                self.audit(event.device(device).reason("session_limit"));
+                return Err(SessionError::LimitReached);
+            }
         };
         let access = self.issue_with_session(subject, Some(&session_id), claims)?;
+        let event = AuditEvent::new(SessionEvent::Login, subject).session(&session_id);
+        self.audit(event.device(device));
+        for old in &replaced {
+            let event = AuditEvent::new(SessionEvent::Replaced, subject).session(old);
+            self.audit(event.reason(format!("new_session:{session_id}")));
+        }
         Ok(Login {
             access_token: access.token,
             expires_in: access.expires_in,
@@ -375,6 +391,15 @@ impl<C> Sessions<C> {
                 markers: self.markers(),
             })
             .await?;
+        let event = |event| AuditEvent::new(event, &subject).session(session_id);
+        match &outcome {
+            RotateOutcome::Rotated { .. } => self.audit(event(SessionEvent::Refresh)),
+            RotateOutcome::Reused => self.audit(event(SessionEvent::RefreshReuse)),
+            RotateOutcome::SessionEnded(SessionEnd::IdleTimeout) => {
+                self.audit(event(SessionEvent::IdleTimeout))
+            }
+            _ => {}
+        }
         match outcome {
             RotateOutcome::Rotated { generation } => Ok(Refreshed {
                 refresh_token: make_refresh(&subject, session_id, generation, &new_secret),
@@ -435,6 +460,11 @@ impl<C> Sessions<C> {
         self.auth
             .revoke_token_id(auth.store_subject(), auth.token_id(), auth.registered.exp)
             .await?;
+        let mut event = AuditEvent::new(SessionEvent::Logout, auth.store_subject());
+        if let (Some(sid), false) = (auth.session_id(), auth.is_remote()) {
+            event = event.session(sid);
+        }
+        self.audit(event);
         Ok(())
     }
 
@@ -446,7 +476,9 @@ impl<C> Sessions<C> {
     /// When the store fails.
     pub async fn logout_all(&self, subject: &str) -> Result<(), SessionError> {
         self.store()?;
-        Ok(self.auth.revoke_subject(subject).await?)
+        self.auth.revoke_subject(subject).await?;
+        self.audit(AuditEvent::new(SessionEvent::LogoutAll, subject));
+        Ok(())
     }
 
     /// End one session of `subject` (administrative kick-out). Returns whether it was live.
@@ -455,10 +487,14 @@ impl<C> Sessions<C> {
     ///
     /// When the store fails.
     pub async fn kick(&self, subject: &str, session_id: &str) -> Result<bool, SessionError> {
-        Ok(self
+        let live = self
             .session_store()?
             .end_session(subject, session_id, SessionEnd::Kicked, self.markers())
-            .await?)
+            .await?;
+        if live {
+            self.audit(AuditEvent::new(SessionEvent::Kicked, subject).session(session_id));
+        }
+        Ok(live)
     }
 
     /// End every session of `subject` ("one-click kick-out"). Returns how many.
@@ -467,10 +503,15 @@ impl<C> Sessions<C> {
     ///
     /// When the store fails.
     pub async fn kick_all(&self, subject: &str) -> Result<usize, SessionError> {
-        Ok(self
+        let ended = self
             .session_store()?
             .end_all_sessions(subject, SessionEnd::Kicked, self.markers())
-            .await?)
+            .await?;
+        if ended > 0 {
+            let event = AuditEvent::new(SessionEvent::Kicked, subject);
+            self.audit(event.reason(format!("all_sessions:{ended}")));
+        }
+        Ok(ended)
     }
 
     /// The live sessions of `subject`, oldest first.
@@ -489,7 +530,13 @@ impl<C> Sessions<C> {
     ///
     /// When the store fails.
     pub async fn ban(&self, subject: &str, duration: Option<Duration>) -> Result<(), SessionError> {
-        Ok(self.store()?.ban(subject, duration, self.markers()).await?)
+        self.store()?.ban(subject, duration, self.markers()).await?;
+        let reason = match duration {
+            Some(d) => format!("for_seconds:{}", d.as_secs()),
+            None => "until_lifted".to_owned(),
+        };
+        self.audit(AuditEvent::new(SessionEvent::Banned, subject).reason(reason));
+        Ok(())
     }
 
     /// Lift a ban. Returns whether one was in force.
@@ -498,7 +545,11 @@ impl<C> Sessions<C> {
     ///
     /// When the store fails.
     pub async fn unban(&self, subject: &str) -> Result<bool, SessionError> {
-        Ok(self.store()?.unban(subject).await?)
+        let lifted = self.store()?.unban(subject).await?;
+        if lifted {
+            self.audit(AuditEvent::new(SessionEvent::Unbanned, subject));
+        }
+        Ok(lifted)
     }
 
     /// Issue a single-use token for `purpose` (e.g. `"password-reset"`) that

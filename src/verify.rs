@@ -68,7 +68,14 @@ pub(crate) struct Rules {
     /// Longest accepted lifetime in seconds: `exp - iat`, or `exp - now`
     /// for a token without `iat`.
     pub(crate) max_lifetime: u64,
+    /// What the token must be: an access token (the default), or a logout
+    /// token (OpenID Connect Back-Channel Logout): neither is ever taken
+    /// for the other (RFC 8725 §3.11, §3.12).
+    pub(crate) logout: bool,
 }
+
+/// The header `typ` of a logout token (Back-Channel Logout 1.0 §2.4).
+pub(crate) const LOGOUT_TYP: &str = "logout+jwt";
 
 impl Default for Rules {
     fn default() -> Self {
@@ -80,6 +87,7 @@ impl Default for Rules {
             typ: None,
             max_token_len: crate::source::DEFAULT_MAX_TOKEN_LEN,
             max_lifetime: 24 * 3600,
+            logout: false,
         }
     }
 }
@@ -99,7 +107,7 @@ struct JoseHeader<'a> {
 }
 
 /// `true` for any value: used for header parameters whose mere presence matters.
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+pub(crate) fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     IgnoredAny::deserialize(d).map(|_| true)
 }
 
@@ -288,6 +296,24 @@ pub(crate) fn verify<C: DeserializeOwned>(
             "token algorithm not allowed",
         )
     })?;
+    // A logout token is typed `logout+jwt` when typed at all; a security
+    // event token (RFC 8417: a logout token is one) is never an access token.
+    let event_typ = |t: &str| typ_matches(t, LOGOUT_TYP) || typ_matches(t, "secevent+jwt");
+    match (rules.logout, header.typ.as_deref()) {
+        (true, Some(t)) if !typ_matches(t, LOGOUT_TYP) => {
+            return Err(AuthError::new(
+                ErrorKind::WrongType,
+                "token type not accepted: not a logout token",
+            ))
+        }
+        (false, Some(t)) if event_typ(t) => {
+            return Err(AuthError::new(
+                ErrorKind::WrongType,
+                "token type not accepted: an event token is not an access token",
+            ))
+        }
+        _ => {}
+    }
     if let Some(want) = &rules.typ {
         match &header.typ {
             Some(got) if typ_matches(got, want) => {}
@@ -345,6 +371,14 @@ pub(crate) fn verify<C: DeserializeOwned>(
     let registered: RawRegistered<'_> = serde_json::from_slice(&payload)
         .map_err(|_| malformed("token payload is not a JSON object of valid claims"))?;
     check_claims(&registered, rules, crate::util::unix_millis() / 1000)?;
+    if registered.events && !rules.logout {
+        // `events` makes a security event token (RFC 8417 §2.2), such as an
+        // untyped logout token: never an access token.
+        return Err(AuthError::new(
+            ErrorKind::WrongType,
+            "token type not accepted: an event token is not an access token",
+        ));
+    }
     let claims: C = serde_json::from_slice(&payload).map_err(|e| {
         tracing::debug!(error = %e, "token claims do not match the claims type");
         AuthError::new(ErrorKind::InvalidClaims, "token claims invalid")
@@ -367,7 +401,11 @@ pub(crate) fn verify<C: DeserializeOwned>(
     })
 }
 
-fn check_claims(reg: &RawRegistered<'_>, rules: &Rules, now: u64) -> Result<(), AuthError> {
+pub(crate) fn check_claims(
+    reg: &RawRegistered<'_>,
+    rules: &Rules,
+    now: u64,
+) -> Result<(), AuthError> {
     for claim in &rules.required {
         let present = match claim {
             RegisteredClaim::Sub => reg.sub.is_some(),

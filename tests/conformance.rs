@@ -706,6 +706,78 @@ async fn single_use_ids_are_first_used_exactly_once(store: Arc<dyn RevocationSto
         .unwrap());
 }
 
+/// `end_provider_session`: a back-channel logout by `sid` refuses every
+/// token of that issuer's session (whatever its subject), and only those:
+/// not another issuer's session of the same id, not another session, not a
+/// plain check; ban and deny keep their precedence; the mark expires.
+async fn an_ended_provider_session_refuses_its_tokens_only(store: Arc<dyn RevocationStore>) {
+    let logged_out = Verdict::Revoked(RevocationReason::SessionEnded(SessionEnd::LoggedOut));
+    let (a, b) = ("https://a.example", "https://b.example");
+    let alice = "\0https://a.example\0alice";
+    let req = check_request(alice, "jti-1");
+    let check =
+        |iss: &'static str, sid: &'static str| store.check_with_provider_session(&req, iss, sid);
+    assert_eq!(check(a, "s-1").await.unwrap(), Verdict::Valid);
+    store
+        .end_provider_session(a, "s-1", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(check(a, "s-1").await.unwrap(), logged_out);
+    // Any subject's token of that session: the logout may name no subject.
+    let other = check_request("\0https://a.example\0bob", "jti-2");
+    assert_eq!(
+        store
+            .check_with_provider_session(&other, a, "s-1")
+            .await
+            .unwrap(),
+        logged_out
+    );
+    assert_eq!(
+        check(b, "s-1").await.unwrap(),
+        Verdict::Valid,
+        "another issuer"
+    );
+    assert_eq!(
+        check(a, "s-2").await.unwrap(),
+        Verdict::Valid,
+        "another session"
+    );
+    assert_eq!(store.check(&req).await.unwrap(), Verdict::Valid);
+    // Hostile ids are ids like any other; no two pairs share a mark.
+    let odd = "s-1\0{x}:\r\n%";
+    store
+        .end_provider_session(b, odd, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(check(b, odd).await.unwrap(), logged_out);
+    assert_eq!(check(b, "s-1").await.unwrap(), Verdict::Valid);
+    assert_eq!(check(a, "s-1\0{x}").await.unwrap(), Verdict::Valid);
+    // A ban and a deny entry still tell their own reason first.
+    store
+        .deny_token(alice, "jti-1", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        check(a, "s-1").await.unwrap(),
+        Verdict::Revoked(RevocationReason::TokenRevoked)
+    );
+    // A shorter later mark never shortens it; a short one wears off.
+    store
+        .end_provider_session(a, "short", Duration::from_millis(300))
+        .await
+        .unwrap();
+    store
+        .end_provider_session(a, "s-1", Duration::from_millis(1))
+        .await
+        .unwrap();
+    let fresh = check_request(alice, "jti-3");
+    let check = |sid: &'static str| store.check_with_provider_session(&fresh, a, sid);
+    assert_eq!(check("short").await.unwrap(), logged_out);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(check("short").await.unwrap(), Verdict::Valid, "worn off");
+    assert_eq!(check("s-1").await.unwrap(), logged_out, "kept its 60 s");
+}
+
 async fn session_ids_are_unique_and_listed_with_their_device(store: Arc<dyn RevocationStore>) {
     let auth = auth(&store);
     let s = auth.sessions();
@@ -1122,6 +1194,7 @@ conformance!(
     two_concurrent_refreshes_of_one_token_have_one_winner,
     one_time_tokens_are_consumed_exactly_once,
     single_use_ids_are_first_used_exactly_once,
+    an_ended_provider_session_refuses_its_tokens_only,
     session_ids_are_unique_and_listed_with_their_device,
     a_forged_old_generation_ends_nothing_and_the_real_one_does,
     reuse_is_detected_within_the_window_of_earlier_generations,

@@ -114,13 +114,18 @@ impl Breaker {
                 .is_ok()
     }
 
-    pub(super) fn success(&self) {
-        if self.failures.load(Ordering::Relaxed) != 0 {
+    /// A check succeeded; `true` when failures had been counted (the
+    /// breaker closes, if it was open).
+    pub(super) fn success(&self) -> bool {
+        let failed = self.failures.load(Ordering::Relaxed) != 0;
+        if failed {
             self.failures.store(0, Ordering::Release);
         }
+        failed
     }
 
-    pub(super) fn failure(&self, ticket: u64) {
+    /// A check failed; `true` when this failure (re)opened the breaker.
+    pub(super) fn failure(&self, ticket: u64) -> bool {
         if self
             .counted
             .compare_exchange(ticket, ticket + 1, Ordering::AcqRel, Ordering::Acquire)
@@ -128,13 +133,15 @@ impl Breaker {
         {
             // In flight when a failure was counted (or counted concurrently):
             // the same outage.
-            return;
+            return false;
         }
         let failures = self.failures.fetch_add(1, Ordering::AcqRel) + 1;
-        if failures >= self.threshold {
+        let open = failures >= self.threshold;
+        if open {
             self.open_until_us
                 .store(self.cooldown_end_us(), Ordering::Release);
         }
+        open
     }
 
     pub(super) fn retry_after_secs(&self) -> u64 {

@@ -90,11 +90,17 @@ pub(crate) struct Config {
     pub(super) error_handler: Option<ErrorHandler>,
     pub(super) sessions: SessionSettings,
     pub(super) max_token_lifetime: Duration,
+    /// Metric handles (none until `JwtAuth::metrics`).
+    pub(crate) metrics: crate::metrics::Metrics,
+    /// Where audit events go.
+    pub(crate) audit: crate::audit::Audit,
     /// Identity providers whose tokens are accepted beside our own.
     #[cfg(feature = "remote-keys")]
     pub(super) remote: Vec<super::issuers::RemoteIssuer>,
     /// DPoP settings (RFC 9449; bound tokens are always held to them).
     pub(super) dpop: crate::dpop::Dpop,
+    /// Verified tokens, renewed by every change ([`renew_token_cache`](Self::renew_token_cache)).
+    pub(super) token_cache: super::token_cache::TokenCacheSlot,
 }
 
 impl Config {
@@ -115,11 +121,15 @@ impl Config {
             error_handler: None,
             sessions: SessionSettings::default(),
             max_token_lifetime: Duration::from_secs(24 * 3600),
+            metrics: Default::default(),
+            audit: Default::default(),
             #[cfg(feature = "remote-keys")]
             remote: Vec::new(),
             dpop: crate::dpop::Dpop::new(),
+            token_cache: Default::default(),
         };
         config.sync_max_lifetime();
+        config.renew_token_cache();
         config
     }
 }
@@ -209,6 +219,11 @@ impl Config {
     }
 
     /// Whether tokens can be signed.
+    /// The issuer of the tokens this layer signs, if one is set.
+    pub(crate) fn first_issuer(&self) -> Option<&str> {
+        self.rules.issuers.first().map(String::as_str)
+    }
+
     pub(crate) fn can_sign(&self) -> bool {
         self.keys.can_sign()
     }

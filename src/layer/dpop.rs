@@ -269,7 +269,7 @@ pub(super) fn judge_replay<B: From<String> + 'static>(
         Ok(true) => None,
         Ok(false) => {
             let err = invalid_proof(config, "DPoP proof replayed");
-            super::future::log_rejection(&err);
+            super::future::log_rejection(config, &err);
             Some(config.render(&err))
         }
         Err(err) => store_failed(config, &err, ticket),

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 use pin_project_lite::pin_project;
@@ -99,6 +99,8 @@ pin_project! {
             pending: Option<(S, Request<B>)>,
             config: Arc<Config>,
             ticket: u64,
+            // When the check started (metrics on only).
+            started: Option<Instant>,
         },
         Inner {
             #[pin]
@@ -142,7 +144,7 @@ where
         S: Service<Request<B>, Response = Response<ResBody>>,
         ResBody: From<String> + 'static,
     {
-        log_rejection(&err);
+        log_rejection(config, &err);
         Self {
             state: State::Rejected {
                 response: Some(config.render(&err)),
@@ -181,6 +183,7 @@ where
             state: State::Checking {
                 check,
                 pending: Some((service, req)),
+                started: config.metrics.check_started(),
                 config,
                 ticket,
             },
@@ -219,11 +222,14 @@ where
                         .take()
                         .expect("ResponseFuture polled after completion");
                     match resume(&mut req, keys) {
-                        Admitted::Pass => State::Inner {
-                            future: service.call(req),
-                        },
+                        Admitted::Pass => {
+                            config.metrics.accepted(false);
+                            State::Inner {
+                                future: service.call(req),
+                            }
+                        }
                         Admitted::Reject(err) => {
-                            log_rejection(&err);
+                            log_rejection(config, &err);
                             State::Rejected {
                                 response: Some(config.render(&err)),
                             }
@@ -231,6 +237,7 @@ where
                         Admitted::Check(check, ticket) => State::Checking {
                             check,
                             pending: Some((service, req)),
+                            started: config.metrics.check_started(),
                             config: config.clone(),
                             ticket,
                         },
@@ -241,8 +248,10 @@ where
                     pending,
                     config,
                     ticket,
+                    started,
                 } => {
                     let (outcome, replay) = ready!(check.poll(cx));
+                    config.metrics.check_done(*started);
                     let (mut service, req) = pending
                         .take()
                         .expect("ResponseFuture polled after completion");
@@ -272,13 +281,14 @@ fn judge<B: From<String> + 'static>(
 ) -> Option<Response<B>> {
     match outcome {
         Ok(Verdict::Valid) => {
-            config.breaker.success();
+            breaker_success(config);
+            config.metrics.accepted(false);
             None
         }
         Ok(Verdict::Revoked(reason)) => {
-            config.breaker.success();
+            breaker_success(config);
             let err = AuthError::revoked(reason);
-            log_rejection(&err);
+            log_rejection(config, &err);
             Some(config.render(&err))
         }
         Err(err) => store_failed(config, &err, ticket),
@@ -291,23 +301,35 @@ pub(super) fn store_failed<B: From<String> + 'static>(
     err: &StoreError,
     ticket: u64,
 ) -> Option<Response<B>> {
-    config.breaker.failure(ticket);
+    if config.breaker.failure(ticket) {
+        config.metrics.breaker(true);
+    }
     config.counters.store_failed();
     match config.failure_mode {
         FailureMode::Closed => {
             tracing::warn!(error = %err, "revocation store failed: rejecting with 503 (fail closed)");
             let err = AuthError::store_unavailable(config.breaker.retry_after_secs());
+            config.metrics.refused(&err);
             Some(config.render(&err))
         }
         FailureMode::Open => {
             config.counters.failed_open();
+            config.metrics.failed_open();
             tracing::warn!(error = %err, "revocation store failed: accepting token unchecked (fail open)");
             None
         }
     }
 }
 
-pub(super) fn log_rejection(err: &AuthError) {
+fn breaker_success(config: &Config) {
+    if config.breaker.success() {
+        config.metrics.breaker(false);
+    }
+}
+
+/// Log and count a refused request.
+pub(super) fn log_rejection(config: &Config, err: &AuthError) {
+    config.metrics.refused(err);
     match err.kind() {
         ErrorKind::MissingToken => {
             tracing::debug!(kind = ?err.kind(), "request rejected: {}", err.description())

@@ -144,6 +144,16 @@ impl Config {
         self.remote.iter().position(|r| r.issuer == iss)
     }
 
+    /// The rules of remote issuer `index` (the layer's, with its own).
+    pub(super) fn remote_rules(&self, index: usize) -> &Rules {
+        &self.remote[index].rules
+    }
+
+    /// The store's subject for `sub` at remote issuer `index`.
+    pub(super) fn remote_store_subject(&self, index: usize, sub: &str) -> String {
+        self.remote[index].store_subject(sub)
+    }
+
     /// Keep every remote issuer's rules in step with the layer's.
     pub(super) fn sync_issuers(&mut self) {
         let base = self.rules.clone();

@@ -23,23 +23,33 @@ use crate::source::TokenSource;
 use crate::store::{LimitPolicy, RevocationStore};
 use crate::verify::RegisteredClaim;
 
+mod backchannel;
 mod breaker;
 mod config;
 mod dpop;
 mod future;
 #[cfg(feature = "remote-keys")]
 mod issuers;
+mod revocation;
 mod revoke;
 mod service;
+mod signer;
+mod token_cache;
 
+pub use self::backchannel::{
+    BackchannelLogout, LogoutEffect, LogoutError, LogoutToken, BACKCHANNEL_LOGOUT_EVENT,
+    DEFAULT_LOGOUT_MAX_AGE,
+};
 pub use self::breaker::Stats;
 pub use self::config::FailureMode;
 pub(crate) use self::config::{Config, SignError};
 pub use self::future::ResponseFuture;
 #[cfg(feature = "remote-keys")]
 pub use self::issuers::RemoteIssuer;
+pub use self::revocation::{Revoked, TokenRevocation};
 pub use self::revoke::RevokeError;
 pub use self::service::JwtAuthService;
+pub use self::token_cache::TokenCacheStats;
 
 use self::breaker::Breaker;
 use self::config::{AnyBody, ErrorHandler};
@@ -368,15 +378,35 @@ impl<C> JwtAuth<C> {
     pub fn stats(&self) -> Stats {
         self.config.counters.snapshot()
     }
+
+    /// Keep up to `capacity` verified tokens (0: none), so that a token
+    /// seen again is not verified again while it stands. On by default,
+    /// for 4096 tokens, when the layer verifies asymmetric tokens (its keys
+    /// or a remote issuer's); only RSA, ECDSA and EdDSA tokens are kept. A
+    /// hit is as strict as a verification (the same bytes, within `exp`,
+    /// `nbf` and the leeway, the issuer's key set unchanged since); the
+    /// validator and the revocation store still run on every request. Any
+    /// later builder call empties the cache. See `BENCHMARKS.md` for what
+    /// it saves.
+    #[must_use]
+    pub fn token_cache(self, capacity: usize) -> Self {
+        self.configure(|c| c.token_cache.set_capacity(capacity))
+    }
+
+    /// The verified-token cache's counters (`None` when it is off).
+    pub fn token_cache_stats(&self) -> Option<TokenCacheStats> {
+        self.config.token_cache_stats()
+    }
 }
 
 impl<C> JwtAuth<C> {
     /// Change the shared configuration (copied first if another clone holds it).
-    fn configure(mut self, change: impl FnOnce(&mut Config)) -> Self {
+    pub(crate) fn configure(mut self, change: impl FnOnce(&mut Config)) -> Self {
         let config = Arc::make_mut(&mut self.config);
         change(config);
         #[cfg(feature = "remote-keys")]
         config.sync_issuers();
+        config.renew_token_cache();
         self
     }
 

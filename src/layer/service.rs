@@ -22,6 +22,7 @@ use super::future::{Check, ResponseFuture};
 use super::future::{KeyFetch, Resume};
 #[cfg(feature = "remote-keys")]
 use super::issuers::RemoteKeysFor;
+use super::token_cache::Origin;
 use super::{JwtAuth, Validator};
 #[cfg(feature = "remote-keys")]
 use crate::keys::Keys;
@@ -76,6 +77,7 @@ where
         let auth = match authenticate(config, self.auth.validator.as_ref(), req.headers()) {
             Ok(Authn::Verified(auth)) => auth,
             Ok(Authn::Anonymous) => {
+                config.metrics.accepted(true);
                 req.extensions_mut().insert(Anonymous(config.clone()));
                 return ResponseFuture::inner(self.inner.call(req));
             }
@@ -91,7 +93,10 @@ where
             }
         };
         match admit(config, auth, &mut req) {
-            Admitted::Pass => ResponseFuture::inner(self.inner.call(req)),
+            Admitted::Pass => {
+                config.metrics.accepted(false);
+                ResponseFuture::inner(self.inner.call(req))
+            }
             Admitted::Reject(err) => ResponseFuture::reject(config, err),
             Admitted::Check(check, ticket) => {
                 let config = config.clone();
@@ -127,7 +132,7 @@ pub(super) enum Authn<C> {
 }
 
 /// Extract the token and verify it with the keys of its issuer.
-pub(super) fn authenticate<C: DeserializeOwned>(
+pub(super) fn authenticate<C: DeserializeOwned + Clone + Send + Sync + 'static>(
     config: &Config,
     validator: Option<&Validator<C>>,
     headers: &HeaderMap,
@@ -138,6 +143,9 @@ pub(super) fn authenticate<C: DeserializeOwned>(
             false => Err(missing_token()),
         };
     };
+    if let Some(auth) = config.cached::<C>(token) {
+        return validated(auth, validator).map(Authn::Verified);
+    }
     #[cfg(feature = "remote-keys")]
     if !config.remote.is_empty() {
         // Several issuers: the token's `iss` chooses whose keys verify it.
@@ -146,6 +154,7 @@ pub(super) fn authenticate<C: DeserializeOwned>(
             return match config.remote_keys(index, peek.kid.as_deref())? {
                 RemoteKeysFor::Ready(keys) => config
                     .verify_remote(index, &keys, token, validator)
+                    .inspect(|auth| config.remember(token, auth, Origin::remote(index, &keys)))
                     .map(Authn::Verified),
                 RemoteKeysFor::Fetch(fetch) => Ok(Authn::FetchKeys {
                     index,
@@ -158,7 +167,9 @@ pub(super) fn authenticate<C: DeserializeOwned>(
     }
     let need_token_id = config.store.is_some();
     let auth = crate::verify::verify::<C>(token, &config.keys, &config.rules, need_token_id)?;
-    validated(auth, validator).map(Authn::Verified)
+    validated(auth, validator)
+        .inspect(|auth| config.remember(token, auth, Origin::Local))
+        .map(Authn::Verified)
 }
 
 /// `auth`, once the application's own validation (if any) accepts it.
@@ -200,6 +211,7 @@ where
 {
     // Role guards behind this layer render their rejections as it does.
     auth.layer = Some(config.clone());
+    config.metrics.verified(auth.subject());
     // RFC 9449: a DPoP-bound token stands only with its proof, whose `jti`
     // is checked beside the store check.
     let replay = match super::dpop::proof(config, &auth, req) {
@@ -262,6 +274,7 @@ pub(super) fn short_circuit(config: &Config) -> Decision {
         )),
         FailureMode::Open => {
             config.counters.failed_open();
+            config.metrics.failed_open();
             tracing::warn!("revocation store circuit open: accepting token unchecked (fail open)");
             Decision::Accept
         }
@@ -276,13 +289,15 @@ pub(super) fn decide<C>(config: &Config, auth: &Authenticated<C>) -> Decision {
     };
     let hints = config.hints.as_deref();
     if hints.is_some_and(|h| h.check_cached(auth.store_subject(), auth.token_id())) {
+        config.metrics.near_cache_hit();
         return Decision::Accept;
     }
+    config.metrics.near_cache_miss(hints);
     if !config.breaker.allow() {
         return short_circuit(config);
     }
     // The store takes what it needs from the borrowed claims up front.
-    let check = store.check(&CheckRequest {
+    let request = CheckRequest {
         subject: Cow::Borrowed(auth.store_subject()),
         token_id: Cow::Borrowed(auth.token_id()),
         issued_at: auth.registered.iat,
@@ -295,7 +310,12 @@ pub(super) fn decide<C>(config: &Config, auth: &Authenticated<C>) -> Decision {
         idle_timeout: config.sessions.idle_timeout,
         marker_ttl: config.marker_ttl(),
         deadline: config.deadline,
-    });
+    };
+    // A remote issuer's `sid` may have ended by a back-channel logout.
+    let check = match (auth.is_remote(), &auth.registered.iss, &auth.registered.sid) {
+        (true, Some(iss), Some(sid)) => store.check_with_provider_session(&request, iss, sid),
+        _ => store.check(&request),
+    };
     Decision::Check(if hints.is_some_and(|h| h.bounds_check_time()) {
         Check::Bounded { check }
     } else {

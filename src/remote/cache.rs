@@ -240,6 +240,7 @@ impl Cache {
                         "JWKS fetched"
                     );
                 }
+                crate::metrics::jwks_fetched(label, Some(keys.verify.len()));
                 state.last_success = Some(now);
                 state.last_success_wall = Some(SystemTime::now());
                 state.failures = 0;
@@ -248,6 +249,7 @@ impl Cache {
             }
             Err(error) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::jwks_fetched(label, None);
                 state.failures = state.failures.saturating_add(1);
                 state.last_failure = Some(now);
                 let snapshot = self.snapshot.load();
@@ -323,6 +325,15 @@ impl Cache {
             .as_ref()
             .filter(|snap| now < snap.usable_until)
             .map(|snap| Arc::clone(&snap.keys))
+    }
+
+    /// Whether `keys` is the usable snapshot now. A `Weak` keeps its
+    /// allocation, so no later snapshot can share its address.
+    pub(super) fn is_current(&self, keys: &Weak<Keys>) -> bool {
+        let now = Instant::now();
+        self.snapshot.load().as_ref().is_some_and(|snap| {
+            now < snap.usable_until && std::ptr::eq(Arc::as_ptr(&snap.keys), keys.as_ptr())
+        })
     }
 
     pub(super) fn stats(&self) -> RemoteStats {

@@ -162,6 +162,13 @@ impl RemoteKeys {
         self.cache.keys_now()
     }
 
+    /// Whether `keys` is the current snapshot and may be used now: what
+    /// the layer's token cache asks before a remote token hits (a key set
+    /// replaced by a refresh, or gone stale, drops every token it verified).
+    pub(crate) fn is_current(&self, keys: &std::sync::Weak<Keys>) -> bool {
+        self.cache.is_current(keys)
+    }
+
     /// Counters and state, for metrics and tests.
     pub fn stats(&self) -> RemoteStats {
         self.cache.stats()

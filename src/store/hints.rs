@@ -22,6 +22,12 @@ pub(crate) trait CheckHints: Send + Sync {
     /// (a near-cache), so the layer may skip [`check`](RevocationStore::check)
     /// entirely.
     fn check_cached(&self, subject: &str, token_id: &str) -> bool;
+
+    /// Whether the store keeps a near-cache at all (for its hit/miss metric).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    fn has_near_cache(&self) -> bool {
+        false
+    }
 }
 
 impl CheckHints for MemoryStore {

@@ -69,6 +69,7 @@ impl MemoryStore {
         let state = self.lock();
         state.one_time.len()
             + state.used.len()
+            + state.provider_sessions.len()
             + state
                 .subjects
                 .values()
@@ -101,6 +102,7 @@ impl MemoryStore {
         });
         state.one_time.retain(|_, (_, until)| *until > now);
         state.used.retain(|_, until| *until > now);
+        state.provider_sessions.retain(|_, until| *until > now);
         state.writes = 0;
     }
 
@@ -275,6 +277,51 @@ impl RevocationStore for MemoryStore {
         }
         state.used.insert(key, after(now, ttl));
         ready(true)
+    }
+
+    fn end_provider_session<'a>(
+        &'a self,
+        issuer: &'a str,
+        session_id: &'a str,
+        keep_for: Duration,
+    ) -> StoreFuture<'a, ()> {
+        let mut state = self.lock();
+        state.writes += 1;
+        if state.writes >= SWEEP_EVERY {
+            Self::sweep_locked(&mut state);
+        }
+        let until = after(Instant::now(), keep_for);
+        let entry = state
+            .provider_sessions
+            .entry((issuer.to_owned(), session_id.to_owned()))
+            .or_insert(until);
+        *entry = (*entry).max(until);
+        ready(())
+    }
+
+    fn check_with_provider_session(
+        &self,
+        request: &CheckRequest<'_>,
+        issuer: &str,
+        session_id: &str,
+    ) -> StoreFuture<'static, Verdict> {
+        let verdict = self.check_now(request);
+        if verdict != Verdict::Valid {
+            return ready(verdict);
+        }
+        let now = Instant::now();
+        // A lookup by borrowed parts would need a key type of its own: the
+        // copy only happens for remote tokens that carry a `sid`.
+        let key = (issuer.to_owned(), session_id.to_owned());
+        let ended = self
+            .lock()
+            .provider_sessions
+            .get(&key)
+            .is_some_and(|until| *until > now);
+        ready(match ended {
+            true => Verdict::Revoked(RevocationReason::SessionEnded(SessionEnd::LoggedOut)),
+            false => Verdict::Valid,
+        })
     }
 }
 

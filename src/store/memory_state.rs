@@ -18,6 +18,8 @@ pub(super) struct State {
     pub(super) one_time: HashMap<(String, String), (String, Instant)>,
     /// Single-use ids by (scope, SHA-256 of the id): kept until.
     pub(super) used: HashMap<(String, String), Instant>,
+    /// Ended provider sessions by (issuer, sid): kept until.
+    pub(super) provider_sessions: HashMap<(String, String), Instant>,
     pub(super) writes: u32,
 }
 

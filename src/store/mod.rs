@@ -239,6 +239,53 @@ pub trait RevocationStore: Any + fmt::Debug + Send + Sync {
         let _ = (scope, id, ttl);
         Box::pin(async { Err(StoreError::Unsupported("single-use ids (first_use)")) })
     }
+
+    /// End the identity provider's session `session_id` at `issuer` (an
+    /// OpenID Connect back-channel logout with a `sid`): from now on, for
+    /// `keep_for`, every token that [`check_with_provider_session`]
+    /// is asked about with this issuer and session id is refused with
+    /// [`SessionEnd::LoggedOut`], on every instance that shares the store.
+    /// `keep_for` is the longest a token can live (plus the leeway), so no
+    /// token of the session outlives the mark. A later call never shortens
+    /// an existing one.
+    ///
+    /// The default answers [`StoreError::Unsupported`], so a logout that a
+    /// store cannot keep is never answered as done. A store that implements
+    /// it must implement [`check_with_provider_session`] too.
+    ///
+    /// [`check_with_provider_session`]: Self::check_with_provider_session
+    fn end_provider_session<'a>(
+        &'a self,
+        issuer: &'a str,
+        session_id: &'a str,
+        keep_for: Duration,
+    ) -> StoreFuture<'a, ()> {
+        let _ = (issuer, session_id, keep_for);
+        Box::pin(async {
+            Err(StoreError::Unsupported(
+                "provider sessions (back-channel logout)",
+            ))
+        })
+    }
+
+    /// [`check`](Self::check) for a token of a remote issuer that carries
+    /// a `sid` (the provider's session): after the checks of `check`, a
+    /// token whose provider session was ended
+    /// ([`end_provider_session`](Self::end_provider_session)) is refused
+    /// with [`RevocationReason::SessionEnded`]`(`[`SessionEnd::LoggedOut`]`)`.
+    ///
+    /// The default is [`check`](Self::check): right for a store whose
+    /// [`end_provider_session`](Self::end_provider_session) is unsupported
+    /// (no provider session can have ended there).
+    fn check_with_provider_session(
+        &self,
+        request: &CheckRequest<'_>,
+        issuer: &str,
+        session_id: &str,
+    ) -> StoreFuture<'static, Verdict> {
+        let _ = (issuer, session_id);
+        self.check(request)
+    }
 }
 
 /// What [`RevocationStore::check`] is asked about one verified token.

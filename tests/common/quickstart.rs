@@ -43,6 +43,9 @@ pub fn binary() -> PathBuf {
             if cfg!(feature = "remote-keys") {
                 features.push("remote-keys");
             }
+            if cfg!(feature = "metrics") {
+                features.push("metrics");
+            }
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let mut cmd = Command::new(cargo);
             cmd.args([
@@ -70,6 +73,17 @@ pub fn binary() -> PathBuf {
 impl Quickstart {
     /// Start with these environment variables (on top of a clean set of ours).
     pub fn start(env: &[(&str, &str)]) -> Self {
+        Self::start_with_stdout(env, Stdio::null())
+    }
+
+    /// [`start`](Self::start), its stdout piped: the pipe's reading end.
+    pub fn start_piped(env: &[(&str, &str)]) -> (Self, std::process::ChildStdout) {
+        let mut qs = Self::start_with_stdout(env, Stdio::piped());
+        let stdout = qs.child.stdout.take().expect("piped stdout");
+        (qs, stdout)
+    }
+
+    fn start_with_stdout(env: &[(&str, &str)], stdout: Stdio) -> Self {
         let addr = format!("127.0.0.1:{}", free_port());
         let mut cmd = Command::new(binary());
         for var in [
@@ -93,6 +107,10 @@ impl Quickstart {
             "JWKS_COOLDOWN_SECS",
             "JWKS_MAX_AGE_SECS",
             "JWKS_TIMEOUT_MS",
+            "REVOKE_CLIENT_ID",
+            "REVOKE_CLIENT_SECRET",
+            "METRICS",
+            "AUDIT_LOG",
         ] {
             cmd.env_remove(var);
         }
@@ -102,7 +120,7 @@ impl Quickstart {
             .env("LOGIN_RATE_PER_SEC", "100000")
             .env("LOGIN_BURST", "100000")
             .envs(env.iter().copied())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(Stdio::null());
         let child = cmd.spawn().expect("spawn quickstart");
         let qs = Self { child, addr };

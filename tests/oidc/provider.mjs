@@ -30,6 +30,13 @@
 //                             from the JWKS (tokens they signed stop verifying).
 //                             Answers {"kids": [...], "signing_kid": "..."}.
 //   GET  /__stats             {"jwks_fetches", "discovery_fetches", "tokens", "rotations"}
+//   POST /__sign              {"header": {...}, "payload": {...}, "secret"?: "..."}:
+//                             a compact JWS of exactly that payload, signed by
+//                             `jose` (an independent JWT library) with the
+//                             provider's current signing key (its alg and kid
+//                             set in the header), or HS256 with `secret`.
+//                             Answers {"token": "..."}. For logout tokens and
+//                             access tokens with claims the grant never gives.
 //   POST /__jwks_status?code=500
 //                             the JWKS endpoint answers this status (with a
 //                             non-JSON body) until `?code=200` (an outage).
@@ -37,6 +44,7 @@
 import * as crypto from 'node:crypto';
 import * as http from 'node:http';
 
+import { CompactSign, importJWK } from 'jose';
 import Provider, { errors } from 'oidc-provider';
 
 const env = process.env;
@@ -158,6 +166,27 @@ function json(res, status, body) {
   res.end(text);
 }
 
+/** The `POST /__sign` answer: see the header comment. */
+async function signWithJose(req, res) {
+  let text = '';
+  for await (const chunk of req) text += chunk;
+  const { header = {}, payload, secret } = JSON.parse(text);
+  let key;
+  let protectedHeader;
+  if (secret !== undefined) {
+    key = new TextEncoder().encode(secret);
+    protectedHeader = { ...header, alg: 'HS256' };
+  } else {
+    const jwk = keys.find((k) => k.alg === alg);
+    key = await importJWK(jwk, jwk.alg);
+    protectedHeader = { ...header, alg: jwk.alg, kid: jwk.kid };
+  }
+  const token = await new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
+    .setProtectedHeader(protectedHeader)
+    .sign(key);
+  json(res, 200, { token });
+}
+
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://127.0.0.1');
   switch (`${req.method} ${url.pathname}`) {
@@ -170,6 +199,9 @@ const server = http.createServer((req, res) => {
       json(res, 200, { kids: keys.map((k) => k.kid), signing_kid: signingKid() });
       return;
     }
+    case 'POST /__sign':
+      signWithJose(req, res).catch((err) => json(res, 400, { error: String(err) }));
+      return;
     case 'GET /__stats':
       json(res, 200, stats);
       return;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use redis::{Cmd, Value};
 
 use super::conn::{Due, Outgoing};
-use super::keys::{encode_key_part, millis, CheckKeys, Key, KeyKind};
+use super::keys::{encode_key_part, millis, provider_session_key, CheckKeys, Key, KeyKind};
 use super::lua::{Invocation, CHECK_SCRIPT};
 #[cfg(feature = "redis-cluster")]
 use super::pool::Backend;
@@ -37,24 +37,46 @@ impl CheckHints for RedisStore {
             .as_ref()
             .is_some_and(|c| c.lookup(subject, token_id))
     }
+
+    fn has_near_cache(&self) -> bool {
+        self.inner.near.is_some()
+    }
 }
 
 impl RedisStore {
     /// [`RevocationStore::check`](crate::RevocationStore::check): the check
     /// prepared from the request, then a future that borrows nothing.
     pub(super) fn start_check(&self, request: &CheckRequest<'_>) -> StoreFuture<'static, Verdict> {
+        self.start_check_with(request, None)
+    }
+
+    /// [`start_check`](Self::start_check), and for a remote token with a
+    /// `sid`, whether its provider session (issuer, sid) was ended: on one
+    /// Redis the same `MGET` reads its key too (one round trip); on a
+    /// cluster the client splits that `MGET` by slot, one more command to
+    /// the node of the provider session's key, sent at the same time.
+    pub(super) fn start_check_with(
+        &self,
+        request: &CheckRequest<'_>,
+        provider_session: Option<(&str, &str)>,
+    ) -> StoreFuture<'static, Verdict> {
         let due = self
             .bounds_check_time()
             .then(|| Due::after(request.deadline))
             .flatten();
-        Box::pin(self.clone().run_check(self.prepare_check(request), due))
+        let provider = provider_session
+            .map(|(issuer, sid)| provider_session_key(&self.inner.prefix, issuer, sid));
+        Box::pin(
+            self.clone()
+                .run_check(self.prepare_check(request, provider), due),
+        )
     }
 
     /// The check of one token, as far as it can be prepared before its
     /// future starts: its keys, and the plain command unless the script
     /// must run first (with the near-cache on, for a session's token: only
     /// the script returns the session's deadline).
-    fn prepare_check(&self, req: &CheckRequest<'_>) -> PreparedCheck {
+    fn prepare_check(&self, req: &CheckRequest<'_>, provider: Option<String>) -> PreparedCheck {
         let args = CheckArgs {
             issued_at: req.issued_at,
             touch_ms: millis(req.touch_interval),
@@ -72,13 +94,14 @@ impl RedisStore {
         let keys = CheckKeys::new(&self.inner.prefix, &req.subject, &req.token_id, sid);
         let plain = match sid {
             Some(_) if self.inner.near.is_some() => None,
-            _ => Some(plain_command(&keys)),
+            _ => Some(plain_command(&keys, provider.as_deref())),
         };
         PreparedCheck {
             keys,
             plain,
             args,
             cache,
+            provider,
         }
     }
 
@@ -96,12 +119,19 @@ impl RedisStore {
         check: PreparedCheck,
         due: Option<Due>,
     ) -> Result<Verdict, StoreError> {
+        // Whether the provider session was ended, when the `MGET` read it.
+        let mut provider_ended = None;
         let (verdict, session_ttl) = match &check.plain {
             Some(cmd) => {
                 let reply = self.send(Outgoing::Command(cmd), due).await?;
                 // Neither answer carries the session's deadline.
                 let decided = match check.keys.session_id() {
                     Some(_) => (reply == Value::Int(1)).then_some(Verdict::Valid),
+                    None if check.provider.is_some() => {
+                        let (reply, ended) = split_provider(reply)?;
+                        provider_ended = Some(ended);
+                        parse_mget_check(reply, check.args.issued_at)?
+                    }
                     None => parse_mget_check(reply, check.args.issued_at)?,
                 };
                 match decided {
@@ -121,6 +151,25 @@ impl RedisStore {
                 let script = check_script(&check.keys, &check.args);
                 parse_check(self.send(Outgoing::Script(&script), due).await?)?
             }
+        };
+        let verdict = match (verdict, &check.provider) {
+            (Verdict::Valid, Some(key)) => {
+                let ended = match provider_ended {
+                    Some(ended) => ended,
+                    // A session's token of a remote issuer (not one the
+                    // layer asks about): its own command.
+                    None => {
+                        let mut cmd = redis::cmd("EXISTS");
+                        cmd.arg(key);
+                        self.send(Outgoing::Command(&cmd), due).await? == Value::Int(1)
+                    }
+                };
+                match ended {
+                    true => Verdict::Revoked(RevocationReason::SessionEnded(SessionEnd::LoggedOut)),
+                    false => Verdict::Valid,
+                }
+            }
+            (verdict, _) => verdict,
         };
         if let (Some(cache), Some(entry), Verdict::Valid) =
             (&self.inner.near, check.cache, &verdict)
@@ -146,6 +195,8 @@ struct PreparedCheck {
     /// Where a valid verdict goes, with the near-cache on (boxed: the
     /// future of a check without it stays smaller).
     cache: Option<Box<CacheEntry>>,
+    /// The key of the token's provider session (a remote issuer's `sid`).
+    provider: Option<String>,
 }
 
 /// The [`CHECK`] script's arguments besides the keys.
@@ -166,8 +217,8 @@ struct CacheEntry {
 
 /// `EXISTS fresh deny deny` for a session's token (it stands when the
 /// answer is exactly 1: the deny key counts twice), `MGET ban deny nbf`
-/// for another.
-fn plain_command(keys: &CheckKeys) -> Cmd {
+/// for another, with the provider session's key last when there is one.
+fn plain_command(keys: &CheckKeys, provider: Option<&str>) -> Cmd {
     let deny = KeyKind::Deny(keys.token_id());
     let (name, kinds) = match keys.session_id() {
         Some(sid) => ("EXISTS", [KeyKind::Fresh(sid), deny, deny]),
@@ -183,7 +234,22 @@ fn plain_command(keys: &CheckKeys) -> Cmd {
     for kind in kinds {
         cmd.arg(Key::new(keys.base(), kind));
     }
+    if let (None, Some(provider)) = (keys.session_id(), provider) {
+        cmd.arg(provider);
+    }
     cmd
+}
+
+/// The `MGET` reply with a provider session's key last: the reply of ban,
+/// deny and nbf, and whether the provider session was ended.
+fn split_provider(reply: Value) -> Result<(Value, bool), StoreError> {
+    match reply {
+        Value::Array(mut items) if items.len() == 4 => {
+            let ended = !matches!(items.pop(), Some(Value::Nil));
+            Ok((Value::Array(items), ended))
+        }
+        other => Err(protocol("check", &other)),
+    }
 }
 
 /// The [`CHECK`] script for the token of `keys`.

@@ -233,6 +233,18 @@ pub(super) fn used_key(prefix: &str, scope: &str, id_hash: &str) -> String {
     format!("{prefix}:used:{}:{id_hash}", encode_key_part(scope))
 }
 
+/// `<prefix>:psid:<enc issuer>:<enc sid>`: an ended provider session
+/// ([`end_provider_session`](crate::RevocationStore::end_provider_session));
+/// no hash tag (only the `sid` may be known, not the subject), never starts
+/// like a subject key.
+pub(super) fn provider_session_key(prefix: &str, issuer: &str, session_id: &str) -> String {
+    format!(
+        "{prefix}:psid:{}:{}",
+        encode_key_part(issuer),
+        encode_key_part(session_id)
+    )
+}
+
 /// `d` in whole milliseconds (rounded up), capped at [`MAX_MS`].
 pub(super) fn millis(d: Duration) -> u64 {
     crate::store::capped_millis(d).min(MAX_MS)

@@ -8,7 +8,8 @@ use redis::{Cmd, Script, ToRedisArgs};
 
 use super::keys::{Key, KeyKind};
 use super::scripts::{
-    BAN, CHECK, CREATE, DENY, END_ALL, END_ONE, LIST, PRELUDE, REVOKE, ROTATE, UNBAN,
+    BAN, CHECK, CREATE, DENY, END_ALL, END_ONE, END_PROVIDER_SESSION, LIST, PRELUDE, REVOKE,
+    ROTATE, UNBAN,
 };
 use crate::store::SessionEnd;
 
@@ -133,6 +134,8 @@ pub(super) static CREATE_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(CREAT
 pub(super) static END_ONE_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(END_ONE));
 pub(super) static END_ALL_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(END_ALL));
 pub(super) static LIST_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(LIST));
+pub(super) static END_PROVIDER_SESSION_SCRIPT: LazyLock<Lua> =
+    LazyLock::new(|| Lua::standalone(END_PROVIDER_SESSION));
 pub(super) static ROTATE_SCRIPT: LazyLock<Lua> = LazyLock::new(|| Lua::new(ROTATE));
 
 #[cfg(test)]

@@ -216,6 +216,18 @@ publish(ARGV[2], 'deny', ARGV[3])
 return 1
 "#;
 
+/// KEYS: an ended provider session (`psid`); ARGV: keep ms, channel. Never
+/// shortens a longer mark. Publishes `psid` without a subject (a
+/// back-channel logout by `sid` alone names none): every near-cache clears.
+pub(super) const END_PROVIDER_SESSION: &str = r#"
+local ttl = tonumber(ARGV[1])
+if redis.call('PTTL', KEYS[1]) < ttl then
+  redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+end
+redis.call('PUBLISH', ARGV[2], 'psid')
+return 1
+"#;
+
 /// KEYS: nbf, sessions; ARGV: base, not_before ms, keep ms ('' = for ever),
 /// markers ms, channel, subject. Reply: number of sessions ended. The mark
 /// is kept in unix milliseconds; an older mark in seconds (below 1e11) is

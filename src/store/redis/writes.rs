@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use redis::Value;
 
-use super::keys::{encode_key_part, millis, one_time_key, used_key, KeyKind};
+use super::keys::{encode_key_part, millis, one_time_key, provider_session_key, used_key, KeyKind};
 use super::lua::{
     Invocation, BAN_SCRIPT, CREATE_SCRIPT, DENY_SCRIPT, END_ALL_SCRIPT, END_ONE_SCRIPT,
-    LIST_SCRIPT, REVOKE_SCRIPT, ROTATE_SCRIPT, UNBAN_SCRIPT,
+    END_PROVIDER_SESSION_SCRIPT, LIST_SCRIPT, REVOKE_SCRIPT, ROTATE_SCRIPT, UNBAN_SCRIPT,
 };
 use super::reply::{parse_count, parse_create, parse_list, parse_rotate, protocol, value_text};
 use super::RedisStore;
@@ -121,6 +121,36 @@ impl RevocationStore for RedisStore {
                 other => Err(protocol("SET NX", &other)),
             }
         })
+    }
+
+    fn end_provider_session<'a>(
+        &'a self,
+        issuer: &'a str,
+        session_id: &'a str,
+        keep_for: Duration,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let key = provider_session_key(&self.inner.prefix, issuer, session_id);
+            let mut inv = END_PROVIDER_SESSION_SCRIPT.prepare_invoke(1);
+            inv.key(&key)
+                .arg(millis(keep_for).max(1))
+                .arg(&self.inner.channel);
+            let result = self.eval(inv).await;
+            // The subjects are not known: every verdict may be stale.
+            if let Some(cache) = &self.inner.near {
+                cache.clear();
+            }
+            result.map(drop)
+        })
+    }
+
+    fn check_with_provider_session(
+        &self,
+        request: &CheckRequest<'_>,
+        issuer: &str,
+        session_id: &str,
+    ) -> StoreFuture<'static, Verdict> {
+        self.start_check_with(request, Some((issuer, session_id)))
     }
 }
 
