@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Instructions per request, counted by valgrind's callgrind on the running
-# servers: the same comparison as scripts/loadtest.sh, but deterministic
+# servers (the quickstart also with METRICS=0: what the metrics cost): the
+# same comparison as scripts/loadtest.sh, but deterministic
 # (repeatable to within a fraction of a percent whatever else the machine
 # does), for the user-space side of the server. Prints one markdown table.
 #
@@ -102,6 +103,8 @@ row qs_stateless "quickstart STATELESS=1" "$EXAMPLES/quickstart" STATELESS=1
 row base_redis "baseline + one EXISTS" "$EXAMPLES/baseline_handwritten" REDIS_URL="$REDIS_URL"
 row qs_redis "quickstart RedisStore (session token)" "$EXAMPLES/quickstart" REDIS_URL="$REDIS_URL"
 row qs_near "quickstart RedisStore + NEAR_CACHE=1" "$EXAMPLES/quickstart" REDIS_URL="$REDIS_URL" NEAR_CACHE=1
+row qs_stateless_off "quickstart STATELESS=1 METRICS=0" "$EXAMPLES/quickstart" STATELESS=1 METRICS=0
+row qs_redis_off "quickstart RedisStore METRICS=0" "$EXAMPLES/quickstart" REDIS_URL="$REDIS_URL" METRICS=0
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 {
@@ -117,4 +120,6 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
     echo "| 1. stateless | $(ratio "${TOTAL[base_stateless]}" "${TOTAL[qs_stateless]}") | $(ratio "${BARE[base_stateless]}" "${BARE[qs_stateless]}") |"
     echo "| 2. Redis mode | $(ratio "${TOTAL[base_redis]}" "${TOTAL[qs_redis]}") | $(ratio "${BARE[base_redis]}" "${BARE[qs_redis]}") |"
     echo "| 3. quickstart stateless / quickstart near-cache | $(ratio "${TOTAL[qs_stateless]}" "${TOTAL[qs_near]}") | $(ratio "${BARE[qs_stateless]}" "${BARE[qs_near]}") |"
+    echo "| metrics off / on, stateless | $(ratio "${TOTAL[qs_stateless_off]}" "${TOTAL[qs_stateless]}") | $(ratio "${BARE[qs_stateless_off]}" "${BARE[qs_stateless]}") |"
+    echo "| metrics off / on, Redis mode | $(ratio "${TOTAL[qs_redis_off]}" "${TOTAL[qs_redis]}") | $(ratio "${BARE[qs_redis_off]}" "${BARE[qs_redis]}") |"
 }

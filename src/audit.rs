@@ -243,7 +243,8 @@ fn trace(e: &AuditEvent) {
                 $level,
                 event = e.event.code(),
                 iss = e.issuer.as_deref(),
-                sub = %e.subject,
+                // As a string value: a subscriber quotes and escapes it.
+                sub = e.subject.as_str(),
                 sid = e.session_id.as_deref(),
                 device = e.device.as_deref(),
                 reason = e.reason.as_deref(),

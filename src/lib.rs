@@ -131,4 +131,11 @@ pub mod __fuzz {
     pub use crate::dpop::fuzz_proof as dpop_proof;
     pub use crate::source::parse_authorization;
     pub use crate::verify::{precheck, TokenParts};
+
+    /// The value of `name` in a form body, as the endpoints read it (an
+    /// error for a body they refuse).
+    pub fn form_value(body: &[u8], name: &str) -> Result<Option<String>, &'static str> {
+        let form = crate::form::Form::parse(body).map_err(|e| e.0)?;
+        Ok(form.get(name).map(str::to_owned))
+    }
 }

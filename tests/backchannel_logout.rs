@@ -522,3 +522,83 @@ async fn two_layers_on_one_redis_share_the_replay_cache_and_the_logout() {
     assert!(down.headers().contains_key("retry-after"));
     assert_eq!(error_of(&down), "temporarily_unavailable");
 }
+
+/// One round trip on one Redis: the check of a remote token with a `sid`
+/// is the one `MGET` of ban, deny and nbf with the provider session's key.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_token_with_a_sid_costs_one_command_on_one_redis() {
+    use common::redis_server::RedisServer;
+    let redis = RedisServer::start();
+    let idp = idp().await;
+    let store = tower_jwt_auth::RedisStore::connect(&redis.url())
+        .await
+        .unwrap();
+    let auth = layer(&idp, store);
+    let token = idp.access_token("alice", "s-1");
+    assert_eq!(call(&auth, &token).await.0, StatusCode::OK); // keys fetched, scripts loaded
+    let monitor = redis.monitor();
+    assert_eq!(call(&auth, &token).await.0, StatusCode::OK);
+    let _ = redis.commandstats(); // an INFO: everything before it is in
+    let mut sent = monitor.client_commands();
+    for _ in 0..100 {
+        if sent.iter().any(|c| c == "info") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        sent = monitor.client_commands();
+    }
+    let sent: Vec<String> = sent.into_iter().take_while(|c| c != "info").collect();
+    assert_eq!(sent, ["mget"]);
+}
+
+/// The cost of a provider session on a Redis Cluster, for ARCHITECTURE.md:
+/// the check's `MGET` is split by slot (the provider session's key has no
+/// subject hash tag), two commands to two nodes sent at once. Prints the
+/// mean latency of a check with and without one, interleaved in one run.
+/// `cargo test --all-features --test backchannel_logout -- --ignored --nocapture`
+#[cfg(feature = "redis-cluster")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a test"]
+async fn provider_session_cost_on_a_cluster() {
+    use std::time::{Duration, Instant};
+    use tower_jwt_auth::store::{CheckRequest, RedisStoreBuilder, Verdict};
+    let cluster = common::redis_cluster::RedisCluster::shared();
+    let urls = cluster.urls();
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let store = RedisStoreBuilder::cluster(&urls)
+        .prefix("psid-cost")
+        .build()
+        .await
+        .unwrap();
+    let request = CheckRequest {
+        subject: "\0https://idp.example\0alice".into(),
+        token_id: "t-1".into(),
+        issued_at: Some(now()),
+        session_id: None,
+        touch_interval: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(60),
+        marker_ttl: Duration::from_secs(60),
+        deadline: Duration::from_secs(2),
+    };
+    let (mut plain, mut with) = (Duration::ZERO, Duration::ZERO);
+    let rounds = 2000;
+    for _ in 0..rounds {
+        let t = Instant::now();
+        assert_eq!(store.check(&request).await.unwrap(), Verdict::Valid);
+        plain += t.elapsed();
+        let t = Instant::now();
+        let verdict = store
+            .check_with_provider_session(&request, "https://idp.example", "s-1")
+            .await
+            .unwrap();
+        assert_eq!(verdict, Verdict::Valid);
+        with += t.elapsed();
+    }
+    println!(
+        "cluster check: {:?} without, {:?} with a provider session ({:.2}x)",
+        plain / rounds,
+        with / rounds,
+        with.as_secs_f64() / plain.as_secs_f64()
+    );
+}

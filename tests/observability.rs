@@ -315,3 +315,57 @@ async fn span_fields_carry_the_outcome_reason_and_verified_subject() {
     let token = issue(&quiet, "alice");
     assert!(span_fields_of(&quiet, &token).await.is_empty());
 }
+
+/// The events on the audit target, each as its fields.
+#[derive(Clone, Default)]
+struct AuditEvents(std::sync::Arc<Mutex<Vec<BTreeMap<String, String>>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for AuditEvents {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if event.metadata().target() != "tower_jwt_auth::audit" {
+            return;
+        }
+        let fields = Fields::default();
+        event.record(&mut fields.clone());
+        let fields = fields.0.lock().unwrap().clone();
+        self.0.lock().unwrap().push(fields);
+    }
+}
+
+#[tokio::test]
+async fn by_default_audit_events_are_tracing_events_on_their_target_without_secrets() {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let events = AuditEvents::default();
+    let _default =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(events.clone()));
+    let auth = layer()
+        .issuer("https://id.example")
+        .store(MemoryStore::new());
+    let sessions = auth.sessions();
+    let login = sessions.login("alice", "web", &json!({})).await.unwrap();
+    let rotated = sessions.refresh(&login.refresh_token).await.unwrap();
+    let reused = sessions.refresh(&login.refresh_token).await;
+    assert!(matches!(reused, Err(SessionError::RefreshReused)));
+
+    let events = events.0.lock().unwrap().clone();
+    let codes: Vec<_> = events.iter().map(|e| e["event"].as_str()).collect();
+    assert_eq!(codes, ["login", "refresh", "refresh_reuse"]);
+    for event in &events {
+        assert_eq!(event["sub"], "alice");
+        assert_eq!(event["sid"], login.session_id);
+        assert_eq!(event["iss"], "https://id.example");
+        for secret in [
+            &login.access_token,
+            &login.refresh_token,
+            &rotated.refresh_token,
+        ] {
+            let secret_part = secret.rsplit('.').next().unwrap();
+            assert!(
+                event.values().all(|v| !v.contains(secret_part)),
+                "{event:?} shows a secret"
+            );
+        }
+    }
+    assert_eq!(events[0]["device"], "web");
+}

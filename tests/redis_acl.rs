@@ -101,6 +101,38 @@ async fn the_documented_minimal_acl_user_can_run_every_operation() {
     );
     assert!(s.consume_one_time_token("reset", &ott).await.is_err());
 
+    // A back-channel logout by `sid`: its script, and the check's MGET with
+    // the provider session's key.
+    let store = auth.store_ref().unwrap();
+    store
+        .end_provider_session("https://idp.example", "s-1", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(store
+        .first_use("logout", "jti-1", Duration::from_secs(60))
+        .await
+        .unwrap());
+    let request = tower_jwt_auth::store::CheckRequest {
+        subject: "\0https://idp.example\0alice".into(),
+        token_id: "t-1".into(),
+        issued_at: Some(1),
+        session_id: None,
+        touch_interval: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(60),
+        marker_ttl: Duration::from_secs(60),
+        deadline: Duration::from_secs(2),
+    };
+    let verdict = store
+        .check_with_provider_session(&request, "https://idp.example", "s-1")
+        .await
+        .unwrap();
+    assert_eq!(
+        verdict,
+        tower_jwt_auth::store::Verdict::Revoked(tower_jwt_auth::RevocationReason::SessionEnded(
+            tower_jwt_auth::SessionEnd::LoggedOut
+        ))
+    );
+
     // Without the near-cache, a session's token is checked with EXISTS.
     let plain = RedisStore::builder(&url)
         .build()

@@ -59,13 +59,23 @@ pub const DEFAULT_LOGOUT_MAX_AGE: Duration = Duration::from_secs(300);
 ///     .audience("orders-api")
 ///     .store(MemoryStore::new());
 /// let logout = auth.backchannel_logout();
+/// let endpoint = logout.clone();
 /// let app: Router = Router::new().route(
 ///     "/backchannel-logout",
 ///     post(move |headers: HeaderMap, body: Bytes| {
-///         let logout = logout.clone();
+///         let logout = endpoint.clone();
 ///         async move { logout.handle(&headers, &body).await }
 ///     }),
 /// );
+///
+/// // What the route answers to a token that is not a logout token.
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let mut headers = HeaderMap::new();
+/// headers.insert("content-type", "application/x-www-form-urlencoded".parse().unwrap());
+/// let res = logout.handle(&headers, b"logout_token=e30.e30.e30").await;
+/// assert_eq!(res.status(), 400);
+/// assert!(res.body().contains("invalid_request"));
+/// # });
 /// ```
 pub struct BackchannelLogout<C> {
     auth: JwtAuth<C>,

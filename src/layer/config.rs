@@ -218,12 +218,12 @@ impl Config {
         crate::source::extract(headers, &self.sources, self.rules.max_token_len)
     }
 
-    /// Whether tokens can be signed.
     /// The issuer of the tokens this layer signs, if one is set.
     pub(crate) fn first_issuer(&self) -> Option<&str> {
         self.rules.issuers.first().map(String::as_str)
     }
 
+    /// Whether tokens can be signed.
     pub(crate) fn can_sign(&self) -> bool {
         self.keys.can_sign()
     }

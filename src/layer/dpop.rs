@@ -217,6 +217,8 @@ pub(super) fn with_replay(config: &Config, decision: Decision, replay: Option<Re
     };
     let check = match decision {
         Decision::Reject(err) => return Decision::Reject(err),
+        // The store is out of reach: its replay cache too (fail open).
+        Decision::FailOpen => return Decision::FailOpen,
         Decision::Check(check) => Some(check),
         Decision::Accept if replay.shared && !config.breaker.allow() => {
             return short_circuit(config)

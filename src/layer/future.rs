@@ -222,12 +222,9 @@ where
                         .take()
                         .expect("ResponseFuture polled after completion");
                     match resume(&mut req, keys) {
-                        Admitted::Pass => {
-                            config.metrics.accepted(false);
-                            State::Inner {
-                                future: service.call(req),
-                            }
-                        }
+                        Admitted::Pass => State::Inner {
+                            future: service.call(req),
+                        },
                         Admitted::Reject(err) => {
                             log_rejection(config, &err);
                             State::Rejected {

@@ -50,13 +50,27 @@ use super::JwtAuth;
 /// let auth = JwtAuth::<MyClaims>::new(Keys::hs256(b"a secret of at least thirty-two bytes!").unwrap())
 ///     .store(MemoryStore::new());
 /// let revocation = auth.token_revocation("web-app", "its client secret");
+/// let endpoint = revocation.clone();
 /// let app: Router = Router::new().route(
 ///     "/revoke",
 ///     post(move |headers: HeaderMap, body: Bytes| {
-///         let revocation = revocation.clone();
+///         let revocation = endpoint.clone();
 ///         async move { revocation.handle(&headers, &body).await }
 ///     }),
 /// );
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let mut headers = HeaderMap::new();
+/// headers.insert("content-type", "application/x-www-form-urlencoded".parse().unwrap());
+/// // Without client authentication: 401 with a Basic challenge.
+/// let res = revocation.handle(&headers, b"token=anything").await;
+/// assert_eq!(res.status(), 401);
+/// assert!(res.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
+/// // With it ("web-app:its client secret", form-encoded): 200, whatever the token.
+/// headers.insert("authorization", "Basic d2ViLWFwcDppdHMrY2xpZW50K3NlY3JldA==".parse().unwrap());
+/// let res = revocation.handle(&headers, b"token=anything").await;
+/// assert_eq!(res.status(), 200);
+/// # });
 /// ```
 pub struct TokenRevocation<C> {
     auth: JwtAuth<C>,

@@ -93,10 +93,7 @@ where
             }
         };
         match admit(config, auth, &mut req) {
-            Admitted::Pass => {
-                config.metrics.accepted(false);
-                ResponseFuture::inner(self.inner.call(req))
-            }
+            Admitted::Pass => ResponseFuture::inner(self.inner.call(req)),
             Admitted::Reject(err) => ResponseFuture::reject(config, err),
             Admitted::Check(check, ticket) => {
                 let config = config.clone();
@@ -220,7 +217,12 @@ where
     };
     let decision = super::dpop::with_replay(config, decide(config, &auth), replay);
     let admitted = match decision {
-        Decision::Accept => Admitted::Pass,
+        Decision::Accept => {
+            config.metrics.accepted(false);
+            Admitted::Pass
+        }
+        // Counted as failed open where it was decided.
+        Decision::FailOpen => Admitted::Pass,
         Decision::Reject(err) => return Admitted::Reject(err),
         Decision::Check(check) => Admitted::Check(check, config.breaker.ticket()),
     };
@@ -259,6 +261,9 @@ where
 pub(super) enum Decision {
     /// Let it through without asking the store.
     Accept,
+    /// Let it through unchecked: the breaker is open and the layer fails
+    /// open (counted as such already).
+    FailOpen,
     /// Refuse it without asking the store (the breaker is open, fail closed).
     Reject(AuthError),
     /// Ask the store.
@@ -276,7 +281,7 @@ pub(super) fn short_circuit(config: &Config) -> Decision {
             config.counters.failed_open();
             config.metrics.failed_open();
             tracing::warn!("revocation store circuit open: accepting token unchecked (fail open)");
-            Decision::Accept
+            Decision::FailOpen
         }
     }
 }

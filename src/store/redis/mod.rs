@@ -73,6 +73,7 @@ const DEFAULT_PREFIX: &str = "jwt";
 /// <prefix>:{<subject>}:fresh:<sid>       "1" while the session is live and no touch is due
 /// <prefix>:{<subject>}:ended             ZSET session id -> marker end (ms) * 16 + reason, <= 64
 /// <prefix>:once:<purpose>:<token hash>   subject of a one-time token
+/// <prefix>:psid:<issuer>:<sid>           an ended provider session (back-channel logout)
 /// ```
 ///
 /// A subject's keys are bounded by its live sessions (two keys each, with
@@ -92,7 +93,8 @@ const DEFAULT_PREFIX: &str = "jwt";
 /// Every revoking write publishes `<kind>\n<subject>` on `<prefix>:events`
 /// ([`events_channel`](Self::events_channel)), with `kind` one of `deny`,
 /// `revoke`, `ban`, `unban`, `session`, so that other instances can drop
-/// cached verdicts of that subject.
+/// cached verdicts of that subject; the end of a provider session, which
+/// names no subject, publishes `psid` alone, and every near-cache clears.
 ///
 /// # Deployments
 ///
