@@ -55,10 +55,20 @@ fn normalize_authority(authority: &str, default_port: &str) -> Option<String> {
     if host.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) || port.len() > 5 {
         return None;
     }
-    let valid_host = host.bytes().all(|b| {
-        b.is_ascii_alphanumeric()
-            || matches!(b, b'-' | b'.' | b'_' | b'~' | b'[' | b']' | b':' | b'%')
-    });
+    // An IP literal in brackets (hex digits, `:` and `.` inside), or a
+    // name of unreserved characters: nothing that reads differently once
+    // normalized (a bare `:` in a name would be taken for a port).
+    let valid_host = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(literal) => {
+            !literal.is_empty()
+                && literal
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'))
+        }
+        None => host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')),
+    };
     if !valid_host {
         return None;
     }
@@ -199,6 +209,22 @@ mod tests {
             "https://h/a b",
             "https://h/\u{e9}",
             "https://h\u{e9}/",
+            // Found by the fuzzer: a colon in a name, read as a port the
+            // second time round.
+            "HTTPS://H:443TPS://H:443/a/%7e?x*y",
+            "https://a:b:c/",
+            "https://[/",
+            "https://[]/",
+            "https://[::1/",
+            "https://h%41/",
+            // Found by the fuzzer: a colon in a name, read as a port the
+            // second time.
+            "HTTPS://H:443TPS://H:443/a/%7e?x*y",
+            "https://a:b:c/",
+            "https://[/",
+            "https://[]/",
+            "https://[::1/",
+            "https://h%41/",
         ] {
             assert_eq!(normalize(url), None, "{url:?}");
         }
@@ -206,6 +232,15 @@ mod tests {
             normalize(&format!("https://h/{}", "a".repeat(MAX_URL_LEN))),
             None
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn normalizing_twice_changes_nothing(url in "(?i)(https?|ftp)://[a-z0-9:\\[\\]@.%_~-]{0,12}(/[a-z0-9%:@./~?#-]{0,12})?") {
+            if let Some(once) = normalize(&url) {
+                proptest::prop_assert_eq!(normalize(&once), Some(once));
+            }
+        }
     }
 
     #[test]

@@ -120,6 +120,9 @@ function buildProvider(issuer) {
     cookies: { keys: [crypto.randomBytes(32).toString('hex')] },
     features: {
       clientCredentials: { enabled: true },
+      // RFC 9449: a token request with a DPoP proof gets a bound token
+      // (cnf.jkt); without one, a bearer token as before.
+      dPoP: { enabled: true },
       introspection: { enabled: true },
       devInteractions: { enabled: false },
       resourceIndicators: {
