@@ -262,7 +262,7 @@ impl RawRegistered<'_> {
 
 /// A NumericDate: an integer or a fraction of seconds since the epoch;
 /// fractions are truncated, negative or non-finite values are refused.
-fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+pub(crate) fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Num {

@@ -512,6 +512,7 @@ async fn a_revoked_bound_token_is_refused_even_with_a_valid_proof() {
     );
 }
 
+#[cfg(feature = "test-util")]
 #[tokio::test]
 async fn token_errors_under_the_dpop_scheme_are_challenged_with_dpop() {
     let auth = layer().with_test_signer();

@@ -31,17 +31,7 @@ pub(crate) use self::proof::{check, Checked, Expect, MAX_PROOF_LEN};
 
 /// The algorithms accepted in proofs by default (every asymmetric one
 /// `jsonwebtoken` verifies).
-const DEFAULT_ALGORITHMS: [Algorithm; 9] = [
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::EdDSA,
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-];
+const DEFAULT_ALGORITHMS: [Algorithm; 9] = crate::keys::ASYMMETRIC_ALGORITHMS;
 
 /// DPoP settings of a [`JwtAuth`](crate::JwtAuth) (see the [module docs](self)).
 ///

@@ -12,8 +12,7 @@ use std::borrow::Cow;
 
 use base64::Engine;
 use jsonwebtoken::Algorithm;
-use serde::de::IgnoredAny;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -72,7 +71,7 @@ struct Header<'a> {
     alg: Cow<'a, str>,
     #[serde(default)]
     jwk: Option<Map<String, Value>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::verify::present")]
     crit: bool,
 }
 
@@ -84,31 +83,10 @@ struct Payload<'a> {
     htm: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     htu: Option<Cow<'a, str>>,
-    #[serde(default, deserialize_with = "seconds")]
+    #[serde(default, deserialize_with = "crate::claims::numeric_date")]
     iat: Option<u64>,
     #[serde(borrow, default)]
     ath: Option<Cow<'a, str>>,
-}
-
-/// `true` for any value: a parameter whose mere presence matters.
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    IgnoredAny::deserialize(d).map(|_| true)
-}
-
-/// A NumericDate: a non-negative integer, or a fraction (truncated).
-fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Num {
-        Int(u64),
-        Float(f64),
-    }
-    match Option::<Num>::deserialize(d)? {
-        None => Ok(None),
-        Some(Num::Int(n)) => Ok(Some(n)),
-        Some(Num::Float(f)) if (0.0..1e15).contains(&f) => Ok(Some(f as u64)),
-        Some(Num::Float(_)) => Err(serde::de::Error::custom("invalid NumericDate")),
-    }
 }
 
 /// Whether `typ` names `dpop+jwt` (media types are case-insensitive; the

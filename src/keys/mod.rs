@@ -24,8 +24,8 @@ pub(crate) const RSA_ALGORITHMS: [Algorithm; 6] = [
 ];
 
 /// Every asymmetric signature algorithm jsonwebtoken supports: the RSA ones,
-/// ECDSA (ES256, ES384) and EdDSA. What a remote key accepts by default.
-#[cfg(feature = "remote-keys")]
+/// ECDSA (ES256, ES384) and EdDSA. What a remote key accepts by default,
+/// and what a DPoP proof may be signed with by default.
 pub(crate) const ASYMMETRIC_ALGORITHMS: [Algorithm; 9] = {
     let [rs256, rs384, rs512, ps256, ps384, ps512] = RSA_ALGORITHMS;
     [
