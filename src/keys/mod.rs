@@ -27,17 +27,18 @@ pub(crate) const RSA_ALGORITHMS: [Algorithm; 6] = [
 /// ECDSA (ES256, ES384) and EdDSA. What a remote key accepts by default,
 /// and what a DPoP proof may be signed with by default.
 pub(crate) const ASYMMETRIC_ALGORITHMS: [Algorithm; 9] = {
+    // The compact ones first: the order a DPoP challenge lists them in.
     let [rs256, rs384, rs512, ps256, ps384, ps512] = RSA_ALGORITHMS;
     [
+        Algorithm::ES256,
+        Algorithm::ES384,
+        Algorithm::EdDSA,
         rs256,
         rs384,
         rs512,
         ps256,
         ps384,
         ps512,
-        Algorithm::ES256,
-        Algorithm::ES384,
-        Algorithm::EdDSA,
     ]
 };
 
