@@ -510,6 +510,8 @@ async fn a_revoked_bound_token_is_refused_even_with_a_valid_proof() {
             .reason(),
         Some("token_revoked")
     );
+    // Asked under the DPoP scheme, answered with a DPoP challenge (RFC 9449 §7.1).
+    assert_dpop_401(&res, "invalid_token", "token revoked");
 }
 
 #[cfg(feature = "test-util")]

@@ -254,7 +254,7 @@ where
                         .expect("ResponseFuture polled after completion");
                     let replayed =
                         replay.and_then(|r| super::dpop::judge_replay(config, r, *ticket));
-                    match replayed.or_else(|| judge(config, outcome, *ticket)) {
+                    match replayed.or_else(|| judge(config, outcome, *ticket, req.headers())) {
                         Some(response) => State::Rejected {
                             response: Some(response),
                         },
@@ -269,12 +269,14 @@ where
     }
 }
 
-/// What a store's answer means for the request: `None` to go on, or the
-/// rejection response.
+/// What a store's answer means for the request (whose `headers` tell
+/// whether it used the `DPoP` scheme): `None` to go on, or the rejection
+/// response.
 fn judge<B: From<String> + 'static>(
     config: &Config,
     outcome: Result<Verdict, StoreError>,
     ticket: u64,
+    headers: &http::HeaderMap,
 ) -> Option<Response<B>> {
     match outcome {
         Ok(Verdict::Valid) => {
@@ -284,7 +286,8 @@ fn judge<B: From<String> + 'static>(
         }
         Ok(Verdict::Revoked(reason)) => {
             breaker_success(config);
-            let err = AuthError::revoked(reason);
+            // Under the DPoP scheme, challenged with DPoP (RFC 9449 §7.1).
+            let err = super::dpop::challenge(config, headers, AuthError::revoked(reason));
             log_rejection(config, &err);
             Some(config.render(&err))
         }
