@@ -77,10 +77,7 @@ fn revoke(addr: &str, body: &str) -> HttpResponse {
 }
 
 fn login(addr: &str, device: &str) -> Value {
-    let body = json!({ "username": "alice", "password": "alice-pw", "device": device });
-    let res = request(addr, "POST", "/login", None, Some(&body));
-    assert_eq!(res.status, 200, "{}", res.body);
-    res.json()
+    common::http::login(addr, "alice", "alice-pw", device)
 }
 
 struct Setup {

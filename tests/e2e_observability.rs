@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::http::{request, HttpResponse};
+use common::http::{access_token as token, request, HttpResponse};
 use common::quickstart::Quickstart;
 use common::redis_server::RedisServer;
 use serde_json::{json, Value};
@@ -76,20 +76,7 @@ impl Seen {
 }
 
 fn login(addr: &str, user: &str, device: &str) -> Value {
-    let password = format!("{user}-pw");
-    let res = request(
-        addr,
-        "POST",
-        "/login",
-        None,
-        Some(&json!({ "username": user, "password": password, "device": device })),
-    );
-    assert_eq!(res.status, 200, "{res:?}");
-    res.json()
-}
-
-fn token(login: &Value) -> String {
-    login["access_token"].as_str().unwrap().to_owned()
+    common::http::login(addr, user, &format!("{user}-pw"), device)
 }
 
 fn refresh(addr: &str, refresh_token: &str) -> HttpResponse {

@@ -9,27 +9,11 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::http::{request, send, HttpResponse};
+use common::http::{access_token as access, login, request, send, HttpResponse};
 use common::quickstart::Quickstart;
 use serde_json::{json, Value};
 
 const DEMO_SECRET: &str = "quickstart-demo-secret-change-me-0123456789";
-
-fn login(addr: &str, user: &str, password: &str, device: &str) -> Value {
-    let res = request(
-        addr,
-        "POST",
-        "/login",
-        None,
-        Some(&json!({ "username": user, "password": password, "device": device })),
-    );
-    assert_eq!(res.status, 200, "{res:?}");
-    res.json()
-}
-
-fn access(login: &Value) -> String {
-    login["access_token"].as_str().unwrap().to_owned()
-}
 
 fn me(addr: &str, token: &str) -> HttpResponse {
     request(addr, "GET", "/me", Some(token), None)

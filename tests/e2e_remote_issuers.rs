@@ -20,10 +20,7 @@ fn me(addr: &str, token: &str) -> HttpResponse {
 }
 
 fn login(addr: &str) -> String {
-    let body = json!({ "username": "alice", "password": "alice-pw", "device": "web" });
-    let res = request(addr, "POST", "/login", None, Some(&body));
-    assert_eq!(res.status, 200, "{}", res.body);
-    res.json()["access_token"].as_str().unwrap().to_owned()
+    common::http::access_token(&common::http::login(addr, "alice", "alice-pw", "web"))
 }
 
 /// Retry `/me` for a few seconds until it answers `status`.

@@ -27,6 +27,23 @@ impl HttpResponse {
     }
 }
 
+/// `POST /login` on a quickstart at `addr` (the demo users' password is
+/// `<user>-pw`); its JSON answer, after asserting a 200.
+pub fn login(addr: &str, user: &str, password: &str, device: &str) -> serde_json::Value {
+    let body = serde_json::json!({ "username": user, "password": password, "device": device });
+    let res = request(addr, "POST", "/login", None, Some(&body));
+    assert_eq!(res.status, 200, "{res:?}");
+    res.json()
+}
+
+/// The `access_token` of a `/login` or `/refresh` answer.
+pub fn access_token(answer: &serde_json::Value) -> String {
+    answer["access_token"]
+        .as_str()
+        .expect("an access_token in the answer")
+        .to_owned()
+}
+
 /// Send one request; `bearer` adds `Authorization: Bearer`, `json` a JSON body.
 pub fn request(
     addr: &str,
