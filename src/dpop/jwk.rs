@@ -10,7 +10,6 @@
 use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -104,7 +103,7 @@ pub(crate) fn proof_key(
     };
     Ok(ProofKey {
         key,
-        thumbprint: B64.encode(Sha256::digest(canonical.as_bytes())),
+        thumbprint: B64.encode(crate::util::sha256(canonical.as_bytes())),
     })
 }
 

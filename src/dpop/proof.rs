@@ -14,7 +14,6 @@ use base64::Engine;
 use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 use super::jwk::proof_key;
 
@@ -101,7 +100,7 @@ fn is_dpop_typ(typ: &str) -> bool {
 
 /// The base64url SHA-256 of an access token: a proof's `ath`.
 pub(crate) fn token_hash(token: &str) -> String {
-    B64.encode(Sha256::digest(token.as_bytes()))
+    B64.encode(crate::util::sha256(token.as_bytes()))
 }
 
 /// Check `proof` against `expect`. The error is the description sent to

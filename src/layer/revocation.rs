@@ -12,7 +12,7 @@ use serde::de::IgnoredAny;
 use crate::error::ErrorKind;
 use crate::form::{decode, is_form, Form};
 use crate::store::{RotateOutcome, Rotation, SessionEnd, StoreError};
-use crate::util::{constant_time_eq, random_token, sha256_hex};
+use crate::util::{constant_time_eq, random_token, sha256, sha256_hex};
 
 use super::backchannel::json_response;
 use super::signer::Signer;
@@ -96,11 +96,6 @@ impl<C> fmt::Debug for TokenRevocation<C> {
     }
 }
 
-fn digest(data: &[u8]) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(data).into()
-}
-
 impl<C> JwtAuth<C> {
     /// The RFC 7009 revocation endpoint of this layer, for one client (add
     /// more with [`TokenRevocation::client`]). Needs a store.
@@ -134,8 +129,8 @@ impl<C> TokenRevocation<C> {
     #[must_use]
     pub fn client(mut self, client_id: impl AsRef<str>, client_secret: impl AsRef<str>) -> Self {
         self.clients.push((
-            digest(client_id.as_ref().as_bytes()),
-            digest(client_secret.as_ref().as_bytes()),
+            sha256(client_id.as_ref().as_bytes()),
+            sha256(client_secret.as_ref().as_bytes()),
         ));
         self
     }
@@ -164,7 +159,7 @@ impl<C> TokenRevocation<C> {
         else {
             return false;
         };
-        let (id, secret) = (digest(id.as_bytes()), digest(secret.as_bytes()));
+        let (id, secret) = (sha256(id.as_bytes()), sha256(secret.as_bytes()));
         // Every client is compared, the first match does not end the loop.
         self.clients.iter().fold(false, |found, (i, s)| {
             found | (constant_time_eq(i, &id) & constant_time_eq(s, &secret))
