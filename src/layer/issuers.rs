@@ -162,6 +162,23 @@ impl Config {
         }
     }
 
+    /// The remote issuer whose token `token` is (by a peek at its `iss`),
+    /// with its keys for the token's `kid`; `None` for a token of the
+    /// layer's own keys.
+    pub(super) fn remote_keys_of(
+        &self,
+        token: &str,
+    ) -> Result<Option<(usize, RemoteKeysFor)>, AuthError> {
+        if self.remote.is_empty() {
+            return Ok(None);
+        }
+        let peek = crate::verify::peek(token, self.rules.max_token_len)?;
+        match self.remote_issuer(peek.iss.as_deref()) {
+            Some(index) => Ok(Some((index, self.remote_keys(index, peek.kid.as_deref())?))),
+            None => Ok(None),
+        }
+    }
+
     /// The keys of remote issuer `index` for a token with this `kid`.
     pub(super) fn remote_keys(
         &self,

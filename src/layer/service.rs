@@ -143,24 +143,21 @@ pub(super) fn authenticate<C: DeserializeOwned + Clone + Send + Sync + 'static>(
     if let Some(auth) = config.cached::<C>(token) {
         return validated(auth, validator).map(Authn::Verified);
     }
+    // Several issuers: the token's `iss` chooses whose keys verify it.
     #[cfg(feature = "remote-keys")]
-    if !config.remote.is_empty() {
-        // Several issuers: the token's `iss` chooses whose keys verify it.
-        let peek = crate::verify::peek(token, config.rules.max_token_len)?;
-        if let Some(index) = config.remote_issuer(peek.iss.as_deref()) {
-            return match config.remote_keys(index, peek.kid.as_deref())? {
-                RemoteKeysFor::Ready(keys) => config
-                    .verify_remote(index, &keys, token, validator)
-                    .inspect(|auth| config.remember(token, auth, Origin::remote(index, &keys)))
-                    .map(Authn::Verified),
-                RemoteKeysFor::Fetch(fetch) => Ok(Authn::FetchKeys {
-                    index,
-                    fetch: Box::pin(async move {
-                        fetch.await.map_err(|e| super::issuers::unavailable(&e))
-                    }),
-                }),
-            };
-        }
+    if let Some((index, keys)) = config.remote_keys_of(token)? {
+        return match keys {
+            RemoteKeysFor::Ready(keys) => config
+                .verify_remote(index, &keys, token, validator)
+                .inspect(|auth| config.remember(token, auth, Origin::remote(index, &keys)))
+                .map(Authn::Verified),
+            RemoteKeysFor::Fetch(fetch) => Ok(Authn::FetchKeys {
+                index,
+                fetch: Box::pin(
+                    async move { fetch.await.map_err(|e| super::issuers::unavailable(&e)) },
+                ),
+            }),
+        };
     }
     let need_token_id = config.store.is_some();
     let auth = crate::verify::verify::<C>(token, &config.keys, &config.rules, need_token_id)?;

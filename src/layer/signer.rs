@@ -33,18 +33,15 @@ impl Signer {
     /// issuer's keys cannot be had.
     pub(super) async fn of(config: &Config, token: &str) -> Result<Self, AuthError> {
         #[cfg(feature = "remote-keys")]
-        if !config.remote.is_empty() {
+        if let Some((index, keys)) = config.remote_keys_of(token)? {
             use super::issuers::RemoteKeysFor;
-            let peek = crate::verify::peek(token, config.rules.max_token_len)?;
-            if let Some(index) = config.remote_issuer(peek.iss.as_deref()) {
-                let keys = match config.remote_keys(index, peek.kid.as_deref())? {
-                    RemoteKeysFor::Ready(keys) => keys,
-                    RemoteKeysFor::Fetch(fetch) => {
-                        fetch.await.map_err(|e| super::issuers::unavailable(&e))?
-                    }
-                };
-                return Ok(Self::Remote(index, keys));
-            }
+            let keys = match keys {
+                RemoteKeysFor::Ready(keys) => keys,
+                RemoteKeysFor::Fetch(fetch) => {
+                    fetch.await.map_err(|e| super::issuers::unavailable(&e))?
+                }
+            };
+            return Ok(Self::Remote(index, keys));
         }
         let _ = (config, token);
         Ok(Self::Local)
