@@ -223,6 +223,13 @@ impl Config {
         self.rules.issuers.first().map(String::as_str)
     }
 
+    /// A request let through unchecked (fail open): counted for `stats()`
+    /// and the metrics alike.
+    pub(super) fn count_failed_open(&self) {
+        self.counters.failed_open();
+        self.metrics.failed_open();
+    }
+
     /// Whether tokens can be signed.
     pub(crate) fn can_sign(&self) -> bool {
         self.keys.can_sign()

@@ -313,8 +313,7 @@ pub(super) fn store_failed<B: From<String> + 'static>(
             Some(config.render(&err))
         }
         FailureMode::Open => {
-            config.counters.failed_open();
-            config.metrics.failed_open();
+            config.count_failed_open();
             tracing::warn!(error = %err, "revocation store failed: accepting token unchecked (fail open)");
             None
         }

@@ -275,8 +275,7 @@ pub(super) fn short_circuit(config: &Config) -> Decision {
             config.breaker.retry_after_secs(),
         )),
         FailureMode::Open => {
-            config.counters.failed_open();
-            config.metrics.failed_open();
+            config.count_failed_open();
             tracing::warn!("revocation store circuit open: accepting token unchecked (fail open)");
             Decision::FailOpen
         }
