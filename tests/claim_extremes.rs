@@ -342,15 +342,24 @@ fn memory_case(d: &Drawn, how: How, case: u32) -> Result<(), TestCaseError> {
             How::Token => auth.revoke(&token).await.unwrap(),
             How::Subject => auth.revoke_subject(&subject).await.unwrap(),
         }
+        // Read after the revocation was written: its entry was sized on the
+        // wall clock at or before this moment.
+        let revoked_by = now_ms();
         prop_assert_eq!(call(&auth, &token).await.0, StatusCode::UNAUTHORIZED);
         // The verifier reads the wall clock (the token stays unexpired for it);
-        // the store's entries age with tokio's paused clock.
-        let last_accepted = (exp + d.leeway).saturating_sub(n).saturating_sub(1);
-        tokio::time::advance(Duration::from_secs(last_accepted)).await;
+        // the store's entries age with tokio's paused clock. Move that clock to
+        // the token's last accepted millisecond (it is refused from
+        // `exp + leeway` on), measured from the revocation, not from the
+        // second the claims were drawn in (the wall clock may have crossed
+        // into the next second in between).
+        let last_accepted = ((exp + d.leeway) * 1000)
+            .saturating_sub(1)
+            .saturating_sub(revoked_by);
+        tokio::time::advance(Duration::from_millis(last_accepted)).await;
         prop_assert_eq!(
             call(&auth, &token).await.0,
             StatusCode::UNAUTHORIZED,
-            "revocation wore off {}s later for {:?}",
+            "revocation wore off {} ms later for {:?}",
             last_accepted,
             claims
         );
