@@ -30,7 +30,7 @@
 //! | `JWKS_MAX_AGE_SECS` | `600` | how long a key set is fresh; a `Cache-Control: max-age` from the provider overrides it, down to 1 s |
 //! | `JWKS_TIMEOUT_MS` | `5000` | timeout of one fetch (discovery or key set) |
 //! | `REVOKE_CLIENT_ID` | `quickstart-client` (warned about) | the client of `POST /revoke` (RFC 7009, HTTP Basic) |
-//! | `REVOKE_CLIENT_SECRET` | a demo secret (warned about) | its secret |
+//! | `REVOKE_CLIENT_SECRET` | `quickstart-client-secret-change-me` (warned about) | its secret |
 //! | `PUBLIC_URL` | unset: `http://` and the request's `Host` | the base URL DPoP proofs name in `htu` (e.g. `https://api.example.com` behind TLS or a proxy) |
 //! | `METRICS` | `1` | `0`: no metrics and no `GET /metrics` (Prometheus text format, public) |
 //! | `TOKEN_CACHE` | unset: the default | verified tokens kept (`0`: none); by default 4096 when remote issuers are set |

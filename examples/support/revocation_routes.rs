@@ -26,14 +26,13 @@ where
     let (id, secret) = match (var("REVOKE_CLIENT_ID"), var("REVOKE_CLIENT_SECRET")) {
         (Some(id), Some(secret)) => (id, secret),
         (id, _) => {
+            let id = id.unwrap_or_else(|| DEMO_CLIENT_ID.to_owned());
             eprintln!(
                 "warning: REVOKE_CLIENT_ID / REVOKE_CLIENT_SECRET are not both set; /revoke \
-                 accepts the public demo client. Never do this in production."
+                 accepts the public demo client ({id}:{DEMO_CLIENT_SECRET}, e.g. curl -u). \
+                 Never do this in production."
             );
-            (
-                id.unwrap_or_else(|| DEMO_CLIENT_ID.to_owned()),
-                DEMO_CLIENT_SECRET.to_owned(),
-            )
+            (id, DEMO_CLIENT_SECRET.to_owned())
         }
     };
     let revocation = auth.token_revocation(id, secret);
